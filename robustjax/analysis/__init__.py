@@ -1,0 +1,1 @@
+"""Diagnostics of the papers: spectra, alignment, margins, layer singular values."""

@@ -1,0 +1,1 @@
+"""Attacks as pure functions of ``logits_fn`` (one file per attack)."""

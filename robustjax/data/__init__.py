@@ -1,0 +1,1 @@
+"""Datasets: the embedded offline ``mnist-5k`` default, tfds loaders, synthetic data, batching."""

@@ -1,0 +1,1 @@
+"""Regularizers as pure functions of ``logits_fn``."""

@@ -1,0 +1,1 @@
+"""Train state, objectives, jitted data-parallel train step, fit loop and checkpoints."""
