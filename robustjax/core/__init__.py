@@ -3,5 +3,42 @@
 from robustjax.core import validation  # noqa: F401
 
 # --- norms & losses (attacks issue) ---
+from robustjax.core.norms import (  # noqa: F401,E402
+    clip_to_range,
+    l1_norm,
+    l2_norm,
+    linf_norm,
+    per_example_norm,
+    project_to_ball,
+    sample_uniform_ball,
+    steepest_ascent_direction,
+)
+from robustjax.core.losses import (  # noqa: F401,E402
+    adversarial_objective,
+    cross_entropy,
+    cw_margin_loss,
+    margin,
+    margin_ramp_loss,
+    ramp_loss,
+    sum_of_squares,
+)
 
 # --- power iteration, Jacobians, HVPs (spectral issue) ---
+from robustjax.core.power import (  # noqa: F401,E402
+    conv_apply,
+    conv_operator,
+    dense_operator,
+    power_iteration,
+)
+from robustjax.core.jacobian import (  # noqa: F401,E402
+    input_jacobian,
+    jacobian_by_regression,
+    jacobian_operator,
+    jacobian_singular_values,
+    jacobian_top_singular,
+)
+from robustjax.core.hvp import (  # noqa: F401,E402
+    input_grad,
+    input_hvp,
+    input_hvp_finite_difference,
+)

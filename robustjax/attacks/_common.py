@@ -1,0 +1,154 @@
+"""Shared plumbing of the attacks: API-edge validation, label handling, loss gradients, jit.
+
+Validation runs in Python before tracing. Under an outer ``jax.jit`` the value checks are skipped
+for traced arrays (see ``core/validation.py``) while shape, dtype and static-argument checks still
+run. Each public attack calls ``run_jitted``: when its input is concrete it runs the attack body as
+one ``jax.jit`` program (cached per ``logits_fn`` object and static hyper-parameters); when it is
+already being traced the body is inlined into the caller's program.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from typing import Any, Callable
+
+import jax
+import jax.numpy as jnp
+
+from robustjax.core import losses as _losses
+from robustjax.core import validation as V
+
+
+def num_classes_of(logits_fn: Callable, x: jax.Array) -> int:
+    """Number of classes K of ``logits_fn`` on ``x``, from its output shape (no computation)."""
+    out = jax.eval_shape(logits_fn, jax.ShapeDtypeStruct(x.shape, x.dtype))
+    if not hasattr(out, "shape") or len(out.shape) != 2 or out.shape[0] != x.shape[0]:
+        raise ValueError(
+            "logits_fn must map x[B, ...] to logits[B, K]; got output "
+            f"{getattr(out, 'shape', type(out))} for x of shape {x.shape}"
+        )
+    return int(out.shape[1])
+
+
+def validate_common(
+    logits_fn: Callable,
+    x: Any,
+    y: Any,
+    *,
+    targeted: bool = False,
+    loss: str | None = None,
+    clip: Any = None,
+) -> tuple[jax.Array, jax.Array | None, tuple[float, float] | None, int]:
+    """Check ``logits_fn``, ``x``, ``y``, ``loss``, ``clip``; return ``(x, y, clip, K)``."""
+    if not callable(logits_fn):
+        raise ValueError(f"logits_fn must be a callable x[B, ...] -> logits[B, K]; got {logits_fn!r}")
+    x = V.check_inputs(x, name="x")
+    k = num_classes_of(logits_fn, x)
+    if y is None:
+        if targeted:
+            raise ValueError("y must hold the target labels when targeted=True; got None")
+    else:
+        y = V.check_labels(y, x, num_classes=k, name="y")
+    if loss is not None:
+        V.check_choice(loss, name="loss", allowed=_losses.LOSSES)
+    clip = V.check_clip(clip)
+    return x, y, clip, k
+
+
+def labels_or_predictions(logits_fn: Callable, x: jax.Array, y: jax.Array | None) -> jax.Array:
+    """``y`` itself, or the model's predicted labels ``argmax f(x)`` when ``y`` is None (the
+    label-leak-free choice of Roth et al. 2018 (SGR) §7.2 and Farnia et al. 2019)."""
+    if y is not None:
+        return y.astype(jnp.int32)
+    return jnp.argmax(jax.lax.stop_gradient(logits_fn(x)), axis=1).astype(jnp.int32)
+
+
+def objective_and_grad(
+    logits_fn: Callable,
+    x_adv: jax.Array,
+    y: jax.Array,
+    *,
+    loss: str,
+    targeted: bool,
+    beta: float = 1.0,
+    target_logits: jax.Array | None = None,
+) -> tuple[jax.Array, jax.Array]:
+    """Per-example attack objective ``[B]`` and its input gradient, from one forward and one
+    backward pass: the batch Jacobian is block diagonal, so the gradient of the batch *sum* is
+    every example's own gradient."""
+
+    def total(xa):
+        obj = _losses.adversarial_objective(
+            logits_fn(xa), y, loss=loss, targeted=targeted, beta=beta, target_logits=target_logits
+        )
+        return jnp.sum(obj), obj
+
+    (_, obj), g = jax.value_and_grad(total, has_aux=True)(x_adv)
+    return obj, g
+
+
+def is_traced(*arrays: Any) -> bool:
+    return any(isinstance(a, jax.core.Tracer) for a in arrays)
+
+
+@functools.lru_cache(maxsize=16)
+def _jitted(body: Callable, static: tuple) -> Callable:
+    kwargs = dict(static)
+    return jax.jit(functools.partial(body, **kwargs))
+
+
+def run_jitted(body: Callable, arrays: tuple, static: dict, traced_hint: tuple = ()) -> Any:
+    """Run ``body(*arrays, **static)`` as one jit program (inline if already under a trace).
+
+    ``static`` must hold hashable values (``logits_fn`` is hashed by identity). If one of them
+    cannot be hashed, fall back to a fresh ``jax.jit``.
+    """
+    if is_traced(*arrays, *traced_hint) or any(is_traced(v) for v in static.values()):
+        return body(*arrays, **static)
+    items = tuple(sorted(static.items()))
+    try:
+        fn = _jitted(body, items)
+    except TypeError:
+        fn = jax.jit(functools.partial(body, **static))
+    return fn(*arrays)
+
+
+def check_eps(eps: Any, name: str = "eps") -> Any:
+    return V.check_nonnegative(eps, name=name)
+
+
+def as_static_float(value: Any) -> Any:
+    """Python float for concrete scalars (hashable static args), the array itself otherwise."""
+    if isinstance(value, jax.core.Tracer):
+        return value
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return value
+
+
+def norm_value(norm: Any) -> float:
+    v = V.check_norm(norm)
+    return math.inf if v == math.inf else 2.0
+
+
+def enforce_ball(x: jax.Array, x_adv: jax.Array, *, eps: Any, norm: float) -> jax.Array:
+    """Undo float32 rounding of ``x + δ`` that can put ``x_adv`` a fraction of an ulp outside
+    the ε-ball: only examples (ℓ2) or coordinates (ℓ∞) whose computed ``‖x_adv − x‖`` exceeds
+    ``eps`` are pulled back (one ulp towards ``x`` for ℓ∞; radial shrink by ``1 − 1e-6`` of the
+    excess for ℓ2). Exact values are untouched, so analytic results are unchanged. Pulling
+    towards ``x`` never leaves a ``clip`` range that contains ``x`` and ``x_adv``.
+    """
+    from robustjax.core import norms as N
+
+    d = x_adv - x
+    if norm == math.inf:
+        over = jnp.abs(d) > eps
+        return jnp.where(over, jnp.nextafter(x_adv, x), x_adv)
+    n = N.l2_norm(d)
+    over = n > eps
+    shape = (-1,) + (1,) * (x.ndim - 1)
+    factor = (eps / jnp.maximum(n, 1e-30)) * (1.0 - 1e-6)
+    shrunk = x + d * factor.reshape(shape)
+    return jnp.where(over.reshape(shape), shrunk, x_adv)

@@ -1,0 +1,106 @@
+"""The ``robustjax`` command line: ``train`` and ``evaluate``.
+
+    robustjax train --config configs/mnist5k/erm.py --workdir runs/erm [--set key=value ...] [--resume]
+    robustjax evaluate --workdir runs/erm [--suite NAME] [--split test]
+
+Also runnable as ``python -m robustjax``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+
+def _train(args) -> int:
+    from robustjax.configs import apply_override, load_config
+    from robustjax.training.loop import fit
+
+    config = load_config(args.config)
+    for assignment in args.set or []:
+        apply_override(config, assignment)
+    start = time.perf_counter()
+    _, history = fit(config, args.workdir, resume=args.resume)
+    elapsed = time.perf_counter() - start
+    if history:
+        last = history[-1]
+        print(
+            f"done: {config.method} on {config.dataset} with {config.model}, {last['epoch']} epochs, "
+            f"test accuracy {last['test_accuracy']:.4f} ({elapsed:.0f} s in this call); "
+            f"workdir {args.workdir}"
+        )
+    return 0
+
+
+def _evaluate(args) -> int:
+    import jax
+
+    from robustjax import data as rj_data
+    from robustjax import evaluation
+    from robustjax.training.loop import load_run
+    from robustjax.training.objectives import inference_logits_fn
+
+    run, state = load_run(args.workdir)
+    config = run.config
+    suite = args.suite or config.evaluation.suite
+    split = args.split
+    dataset = run.test_data if split == config.get("eval_split", "test") else rj_data.load(
+        config.dataset, split, data_dir=config.get("data_dir", None)
+    )
+    if args.limit:
+        dataset = rj_data.subset(dataset, args.limit)
+    logits_fn = inference_logits_fn(run.model, state.params, state.model_state)
+    report = evaluation.evaluate(
+        logits_fn,
+        dataset,
+        suite=suite,
+        batch_size=args.batch_size or config.evaluation.batch_size,
+        key=jax.random.PRNGKey(config.evaluation.seed),
+    )
+    paths = evaluation.write_reports(report, args.workdir)
+    print(report.table())
+    for warning in getattr(report, "warnings", []) or []:
+        print(f"warning: {warning}")
+    print("wrote " + ", ".join(str(p) for p in paths))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="robustjax",
+        description="Adversarial robustness through regularization (JAX/Flax).",
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    train = commands.add_parser("train", help="train a model from a config file")
+    train.add_argument("--config", required=True, help="path of a config file, e.g. configs/mnist5k/erm.py")
+    train.add_argument("--workdir", required=True, help="directory for checkpoints and metrics")
+    train.add_argument(
+        "--set", action="append", metavar="KEY=VALUE", help="override a config key (repeatable), e.g. --set epochs=3"
+    )
+    train.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in --workdir")
+    train.set_defaults(func=_train)
+
+    evaluate = commands.add_parser("evaluate", help="robustness evaluation of a trained run")
+    evaluate.add_argument("--workdir", required=True, help="work directory written by `robustjax train`")
+    evaluate.add_argument("--suite", default=None, help="attack suite name (default: the run config's)")
+    evaluate.add_argument("--split", default="test", help="dataset split to evaluate (default: test)")
+    evaluate.add_argument("--batch-size", type=int, default=None, help="evaluation batch size")
+    evaluate.add_argument("--limit", type=int, default=None, help="evaluate only the first N examples")
+    evaluate.set_defaults(func=_evaluate)
+    return parser
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except ValueError as e:
+        print(f"robustjax {args.command}: error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

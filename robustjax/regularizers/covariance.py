@@ -1,0 +1,508 @@
+"""Covariance state of Structured Gradient Regularization (Roth, Nowozin, Lucchi, Hofmann 2018).
+
+SGR (``sgr.py``) penalizes ``½ gᵀ Σ g`` with ``Σ`` the matrix of *raw second moments* of
+adversarial perturbations ``ξ`` (§2.1, eq. 1; footnote 4), aggregated as a running
+exponentially weighted average over batches (§3.3, eq. 14, Algorithm 1):
+
+    Σ̂_t ← (1 − β) Σ̂_{t−1} + β · (1/m) Σ_i ξ_i ξ_iᵀ,      β = 0.1 in all the paper's experiments,
+
+and rescaled by ``σ_t = c / avg(diag Σ̂_t)`` where ``c`` is the average diagonal entry of the data
+set's variance-covariance matrix (Algorithm 1, "Compute scaling factor"; the PDF prints
+``Avg[Σ̂_t]_ij`` but the text of §3.3 says the *average diagonal entry* is matched, which is what
+is implemented). After the rescaling, the mean diagonal of ``σ_t Σ̂_t`` equals the data's mean
+variance ``c``, so the SGR strength ``λ`` is a noise-to-signal ratio.
+
+Three representations behind one interface (the kind is static, i.e. part of the pytree
+structure, so every function is jit-friendly):
+
+* ``"full"`` — the ``D × D`` matrix (eq. 15), for low-dimensional data.
+* ``"function"`` — for images ``[H, W, C]``: the covariance as a function of the rounded pixel
+  displacement ``round(‖i − j‖₂)`` (eq. 16, Fig. 2), one function per ordered channel pair: the
+  diagonal ``table[c, c]`` are the intra-channel functions, the off-diagonal ``table[c, c']`` the
+  inter-channel ones. Estimation averages ``ξ_{p,c} ξ_{q,c'}`` over all pixel pairs at each rounded
+  distance (autocorrelation by FFT); applying it to a gradient image is a 2-D convolution with
+  the kernel ``K[Δ, c', c] = table[c, c', round‖Δ‖]`` — never a dense ``D × D`` matrix.
+  ``max_distance`` truncates the function (0 beyond), which bounds the kernel size.
+* ``"diagonal"`` — per-feature second moments only.
+
+Functional state: ``state = covariance_init(kind, x_shape, ...)``,
+``state = covariance_update(state, xi, beta=0.1)``, ``covariance_apply(state, g)`` → ``Σ g`` per
+example. The state also keeps the running mean ``μ`` of ``ξ`` for the uncentered SGR term
+(eq. 12) and a batch counter: the first update *sets* the estimate to the first batch's moments
+(the paper does not say how ``Σ̂_0`` is initialized; starting from zero would only change the
+scale, which the rescaling removes anyway).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any, Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from robustjax.attacks.fgm import fgm
+from robustjax.attacks.pgd import pgd
+from robustjax.core import losses as L
+from robustjax.core import validation as V
+
+KINDS = ("full", "function", "diagonal")
+SOURCES = ("gradient", "sign", "fgm", "fgsm", "pgd")
+_TINY = 1e-12
+
+
+# ---------------------------------------------------------------------------------------------
+# The three state types (registered dataclass pytrees; geometry and scaling constant are static)
+# ---------------------------------------------------------------------------------------------
+
+
+def _register(cls, data_fields):
+    meta = [f.name for f in dataclasses.fields(cls) if f.name not in data_fields]
+    return jax.tree_util.register_dataclass(cls, data_fields=list(data_fields), meta_fields=meta)
+
+
+@dataclasses.dataclass(frozen=True)
+class FullCovariance:
+    """Full matrix of raw second moments ``second_moment[D, D]`` (SGR eq. 15)."""
+
+    second_moment: jax.Array
+    mean: jax.Array
+    count: jax.Array
+    x_shape: tuple
+    data_variance: float | None = None
+
+    kind = "full"
+
+
+@dataclasses.dataclass(frozen=True)
+class DiagonalCovariance:
+    """Per-feature raw second moments ``second_moment[*x_shape]``."""
+
+    second_moment: jax.Array
+    mean: jax.Array
+    count: jax.Array
+    x_shape: tuple
+    data_variance: float | None = None
+
+    kind = "diagonal"
+
+
+@dataclasses.dataclass(frozen=True)
+class CovarianceFunction:
+    """Covariance of images ``[H, W, C]`` as a function of rounded pixel distance (SGR eq. 16).
+
+    ``table[c, c', r]`` is the mean raw second moment ``E[ξ_{p,c} ξ_{q,c'}]`` over pixel pairs
+    with ``round(‖p − q‖₂) = r``, ``r = 0 … max_distance``; ``table[c, c]`` are the
+    intra-channel functions, ``table[c, c']`` (``c ≠ c'``) the inter-channel ones.
+    """
+
+    table: jax.Array
+    mean: jax.Array
+    count: jax.Array
+    x_shape: tuple
+    max_distance: int
+    data_variance: float | None = None
+
+    kind = "function"
+
+
+_register(FullCovariance, ("second_moment", "mean", "count"))
+_register(DiagonalCovariance, ("second_moment", "mean", "count"))
+_register(CovarianceFunction, ("table", "mean", "count"))
+
+CovarianceState = FullCovariance | DiagonalCovariance | CovarianceFunction
+_STATE_TYPES = (FullCovariance, DiagonalCovariance, CovarianceFunction)
+
+
+# ---------------------------------------------------------------------------------------------
+# Geometry of the covariance function (static numpy)
+# ---------------------------------------------------------------------------------------------
+
+
+def _full_range(h: int, w: int) -> int:
+    return int(np.rint(math.hypot(h - 1, w - 1)))
+
+
+def _displacement_bins(h: int, w: int):
+    """Rounded distance and pair count of every displacement ``(a, b)``, FFT index layout.
+
+    Rows ``a`` of the returned ``[2H−1, 2W−1]`` arrays follow the FFT wrap-around layout of a
+    length-``(2H−1)`` correlation (index ``a`` for ``a ≥ 0``, ``2H−1+a`` for ``a < 0``), columns
+    likewise. ``count = (H − |a|)(W − |b|)`` is the number of pixel pairs at that displacement.
+    Distances never tie at .5 (``a² + b²`` is an integer), so rounding is unambiguous.
+    """
+    a = np.fft.ifftshift(np.arange(-(h - 1), h))
+    b = np.fft.ifftshift(np.arange(-(w - 1), w))
+    aa, bb = np.meshgrid(a, b, indexing="ij")
+    dist = np.rint(np.hypot(aa, bb)).astype(np.int64)
+    count = (h - np.abs(aa)) * (w - np.abs(bb))
+    return dist, count
+
+
+def _kernel_index(h: int, w: int, max_distance: int):
+    """Bin index and mask of the convolution kernel ``[2kh+1, 2kw+1]`` (centre = zero shift)."""
+    kh, kw = min(max_distance, h - 1), min(max_distance, w - 1)
+    a, b = np.meshgrid(np.arange(-kh, kh + 1), np.arange(-kw, kw + 1), indexing="ij")
+    dist = np.rint(np.hypot(a, b)).astype(np.int64)
+    mask = dist <= max_distance
+    return np.minimum(dist, max_distance), mask, (kh, kw)
+
+
+# ---------------------------------------------------------------------------------------------
+# init / update / apply
+# ---------------------------------------------------------------------------------------------
+
+
+def mean_feature_variance(x: jax.Array) -> jax.Array:
+    """Average diagonal entry of the data set's variance-covariance matrix (SGR Algorithm 1, ``c``).
+
+    ``x[N, ...]`` is a sample of the (preprocessed) training data; the result is the mean over
+    features of each feature's variance, to pass as ``data_variance`` to :func:`covariance_init`.
+    """
+    x = V.check_inputs(x, name="x")
+    flat = x.reshape(x.shape[0], -1)
+    return jnp.mean(jnp.var(flat, axis=0))
+
+
+def covariance_init(
+    kind: str,
+    x_shape: tuple[int, ...],
+    *,
+    data_variance: float | None = None,
+    max_distance: int | None = None,
+    dtype=jnp.float32,
+) -> CovarianceState:
+    """Empty SGR covariance state of ``kind`` for examples of shape ``x_shape`` (no batch axis).
+
+    Args:
+      kind: ``"full"`` (``D × D`` matrix), ``"function"`` (covariance function of rounded pixel
+        displacement, images ``[H, W, C]``) or ``"diagonal"``.
+      x_shape: shape of one example, e.g. ``(32, 32, 3)``.
+      data_variance: ``c``, the average diagonal entry of the data covariance
+        (:func:`mean_feature_variance`); when given, the applied covariance is rescaled so its
+        mean diagonal equals ``c`` (Algorithm 1). ``None``: no rescaling (raw second moments).
+      max_distance: ``"function"`` only: largest rounded distance kept (default: the image
+        diagonal, i.e. no truncation).
+    """
+    V.check_choice(kind, name="kind", allowed=KINDS)
+    try:
+        x_shape = tuple(int(s) for s in x_shape)
+    except TypeError:
+        raise ValueError(f"x_shape must be a tuple of ints (one example's shape); got {x_shape!r}") from None
+    if not x_shape or any(s < 1 for s in x_shape):
+        raise ValueError(f"x_shape must be a non-empty tuple of positive ints; got {x_shape!r}")
+    if data_variance is not None:
+        V.check_positive(data_variance, name="data_variance")
+        data_variance = float(data_variance)
+    d = math.prod(x_shape)
+    mean = jnp.zeros(x_shape, dtype)
+    count = jnp.zeros((), jnp.int32)
+    if kind == "full":
+        return FullCovariance(jnp.zeros((d, d), dtype), mean, count, x_shape, data_variance)
+    if kind == "diagonal":
+        return DiagonalCovariance(jnp.zeros(x_shape, dtype), mean, count, x_shape, data_variance)
+    if len(x_shape) != 3:
+        raise ValueError(
+            f"x_shape must be an image shape (H, W, C) for kind='function'; got {x_shape!r}"
+        )
+    h, w, c = x_shape
+    full = _full_range(h, w)
+    if max_distance is None:
+        max_distance = full
+    else:
+        max_distance = V.check_positive_int(max_distance, name="max_distance", minimum=0)
+        max_distance = min(max_distance, full)
+    table = jnp.zeros((c, c, max_distance + 1), dtype)
+    return CovarianceFunction(table, mean, count, x_shape, max_distance, data_variance)
+
+
+def _check_state(state: Any, name: str = "state"):
+    if not isinstance(state, _STATE_TYPES):
+        raise ValueError(
+            f"{name} must be a covariance state from covariance_init (kind one of {list(KINDS)}); "
+            f"got {type(state).__name__}"
+        )
+
+
+def _check_batch(arr: Any, state, name: str) -> jax.Array:
+    arr = jnp.asarray(arr) if not hasattr(arr, "shape") else arr
+    if arr.ndim < 1 or tuple(arr.shape[1:]) != tuple(state.x_shape):
+        raise ValueError(
+            f"{name} must have shape [B, *x_shape] = [B, {', '.join(map(str, state.x_shape))}] "
+            f"to match the covariance state; got {tuple(arr.shape)}"
+        )
+    return arr
+
+
+def _function_moment(xi: jax.Array, max_distance: int) -> jax.Array:
+    """Batch covariance function ``[C, C, R+1]``: mean of ``ξ_{p,c} ξ_{q,c'}`` per rounded distance.
+
+    The sum over pixel pairs at each displacement is the cross-correlation of the images,
+    computed with a zero-padded FFT; pairs are then pooled by rounded distance.
+    """
+    m, h, w, c = xi.shape
+    dist, count = _displacement_bins(h, w)
+    ph, pw = 2 * h - 1, 2 * w - 1
+    spec = jnp.fft.rfft2(xi, s=(ph, pw), axes=(1, 2))  # [m, ph, pw', C]
+    cross = jnp.einsum("nijc,nijd->ijcd", jnp.conj(spec), spec)  # Σ_n conj(X_c) X_d
+    corr = jnp.fft.irfft2(cross, s=(ph, pw), axes=(0, 1))  # [ph, pw, C, C]: Σ_p ξ_c[p] ξ_d[p+Δ]
+    keep = dist <= max_distance
+    onehot = np.zeros((ph * pw, max_distance + 1), np.float64)
+    onehot[np.flatnonzero(keep), dist[keep]] = 1.0
+    pairs = onehot.T @ count.reshape(-1).astype(np.float64)  # pixel pairs per bin
+    summed = jnp.einsum("kcd,kr->cdr", corr.reshape(ph * pw, c, c), jnp.asarray(onehot, xi.dtype))
+    table = summed / jnp.asarray(np.maximum(pairs, 1.0) * m, xi.dtype)
+    # Exactly symmetric in (c, c') (it is up to rounding, since bins are symmetric in ±Δ).
+    return (0.5 * (table + jnp.swapaxes(table, 0, 1))).astype(xi.dtype)
+
+
+def covariance_update(state: CovarianceState, xi: jax.Array, *, beta: float = 0.1) -> CovarianceState:
+    """One EMA step ``Σ̂ ← (1 − β) Σ̂ + β (1/m) Σ_i ξ_i ξ_iᵀ`` (SGR eq. 14–16, Algorithm 1).
+
+    ``xi[m, *x_shape]`` are the batch's perturbations (:func:`perturbations`). Raw second
+    moments, not centered (footnote 4). The running mean ``μ`` of ``ξ`` (eq. 12) is updated
+    the same way. The first update after :func:`covariance_init` sets the estimates to the
+    batch's moments. ``beta`` in (0, 1]; the paper uses 0.1. Pure: returns a new state.
+    """
+    _check_state(state)
+    V.check_positive(beta, name="beta")
+    if not isinstance(beta, jax.core.Tracer) and float(beta) > 1.0:
+        raise ValueError(f"beta must be in (0, 1]; got {beta!r}")
+    xi = _check_batch(xi, state, "xi")
+    xi = jax.lax.stop_gradient(xi).astype(state.mean.dtype)
+    m = xi.shape[0]
+    rate = jnp.where(state.count > 0, jnp.asarray(beta, state.mean.dtype), 1.0)
+
+    def ema(old, new):
+        return (1.0 - rate) * old + rate * new
+
+    mean = ema(state.mean, jnp.mean(xi, axis=0))
+    count = state.count + 1
+    if isinstance(state, FullCovariance):
+        flat = xi.reshape(m, -1)
+        moment = flat.T @ flat / m
+        return dataclasses.replace(
+            state, second_moment=ema(state.second_moment, moment), mean=mean, count=count
+        )
+    if isinstance(state, DiagonalCovariance):
+        moment = jnp.mean(jnp.square(xi), axis=0)
+        return dataclasses.replace(
+            state, second_moment=ema(state.second_moment, moment), mean=mean, count=count
+        )
+    table = _function_moment(xi, state.max_distance)
+    return dataclasses.replace(state, table=ema(state.table, table), mean=mean, count=count)
+
+
+def _mean_diagonal(state: CovarianceState) -> jax.Array:
+    if isinstance(state, FullCovariance):
+        return jnp.mean(jnp.diagonal(state.second_moment))
+    if isinstance(state, DiagonalCovariance):
+        return jnp.mean(state.second_moment)
+    return jnp.mean(jnp.diagonal(state.table[:, :, 0]))
+
+
+def covariance_scale(state: CovarianceState) -> jax.Array:
+    """``σ_t = c / avg(diag Σ̂_t)`` (Algorithm 1), or 1 when the state has no ``data_variance``."""
+    _check_state(state)
+    if state.data_variance is None:
+        return jnp.ones((), state.mean.dtype)
+    avg = jax.lax.stop_gradient(_mean_diagonal(state))
+    return jnp.asarray(state.data_variance, state.mean.dtype) / jnp.maximum(avg, _TINY)
+
+
+def covariance_apply(state: CovarianceState, g: jax.Array) -> jax.Array:
+    """``σ_t Σ̂_t g_i`` for every example ``g[B, *x_shape]`` (the rescaled covariance times g).
+
+    The covariance is a constant: its arrays pass through ``stop_gradient`` (SGR treats Σ as a
+    fixed estimate), so only ``g`` carries gradients. ``"function"`` states apply Σ as a 2-D
+    convolution of the gradient image (SGR §3.3, "covariance-gradient matrix-vector product"),
+    ``"full"`` as a matrix product, ``"diagonal"`` element-wise.
+    """
+    _check_state(state)
+    g = _check_batch(g, state, "g")
+    scale = covariance_scale(state).astype(g.dtype)
+    b = g.shape[0]
+    if isinstance(state, FullCovariance):
+        sigma = jax.lax.stop_gradient(state.second_moment).astype(g.dtype)
+        out = (g.reshape(b, -1) @ sigma).reshape(g.shape)  # Σ symmetric: g Σ = (Σ g)ᵀ
+        return scale * out
+    if isinstance(state, DiagonalCovariance):
+        return scale * jax.lax.stop_gradient(state.second_moment).astype(g.dtype) * g
+    return scale * _apply_function(state, g)
+
+
+# Kernels with more taps than this are applied by FFT. Measured on XLA:CPU (32x32x3, B=128,
+# value and gradient of ‖Σg‖²): FFT ~30 ms for every kernel size; direct convolution 55 ms
+# (3x3), 220 ms (7x7), ~1 s (63x63, the untruncated function). Only the 1-tap kernel
+# (max_distance=0) is a plain convolution.
+_FFT_MIN_TAPS = 1
+
+
+def _function_kernel(state: CovarianceFunction, dtype):
+    """Kernel ``K[Δ, c_in, c_out] = table[c_out, c_in, round‖Δ‖]`` (HWIO) and its half sizes."""
+    h, w, _ = state.x_shape
+    idx, mask, (kh, kw) = _kernel_index(h, w, state.max_distance)
+    table = jax.lax.stop_gradient(state.table).astype(dtype)
+    kernel = table[:, :, idx] * jnp.asarray(mask, dtype)  # [C_out, C_in, 2kh+1, 2kw+1]
+    return jnp.transpose(kernel, (2, 3, 1, 0)), (kh, kw)
+
+
+def _apply_function(state: CovarianceFunction, g: jax.Array) -> jax.Array:
+    """``(Σ g)[p, c] = Σ_{q, c'} table[c, c', round‖p − q‖] g[q, c']`` as a 2-D convolution.
+
+    The kernel depends on ``|Δ|`` only, so correlation and convolution coincide. Small kernels
+    use ``lax.conv_general_dilated``; large ones a zero-padded FFT (size ≥ H + kh, W + kw, so
+    the circular wrap-around never reaches the output window).
+    """
+    h, w, c = state.x_shape
+    kernel, (kh, kw) = _function_kernel(state, g.dtype)
+    if (2 * kh + 1) * (2 * kw + 1) <= _FFT_MIN_TAPS:
+        return jax.lax.conv_general_dilated(
+            g,
+            kernel,
+            window_strides=(1, 1),
+            padding=((kh, kh), (kw, kw)),
+            dimension_numbers=("NHWC", "HWIO", "NHWC"),
+            precision=jax.lax.Precision.HIGHEST,
+        )
+    ph, pw = h + kh, w + kw
+    wrapped = jnp.zeros((ph, pw, c, c), g.dtype)
+    wrapped = wrapped.at[: 2 * kh + 1, : 2 * kw + 1].set(kernel)
+    wrapped = jnp.roll(wrapped, shift=(-kh, -kw), axis=(0, 1))  # Δ = 0 at index (0, 0)
+    kf = jnp.fft.rfft2(wrapped, axes=(0, 1))  # [ph, pw', C_in, C_out]
+    gf = jnp.fft.rfft2(g, s=(ph, pw), axes=(1, 2))  # [B, ph, pw', C_in]
+    out = jnp.fft.irfft2(jnp.einsum("bpqi,pqio->bpqo", gf, kf), s=(ph, pw), axes=(1, 2))
+    return out[:, :h, :w, :].astype(g.dtype)
+
+
+def covariance_mean(state: CovarianceState) -> jax.Array:
+    """Running mean ``μ`` of the perturbations, ``[*x_shape]``, rescaled consistently with Σ.
+
+    Σ is scaled by ``σ_t`` (second moments), so ``μ`` — a first moment — is scaled by
+    ``sqrt(σ_t)``. Constant (``stop_gradient``). For the uncentered SGR term (eq. 12).
+    """
+    _check_state(state)
+    return jnp.sqrt(covariance_scale(state)) * jax.lax.stop_gradient(state.mean)
+
+
+def covariance_matrix(state: CovarianceState) -> jax.Array:
+    """The dense rescaled ``σ_t Σ̂_t`` ``[D, D]`` (row-major flattening of ``x_shape``).
+
+    For diagnostics and small inputs only (``D²`` memory); training uses
+    :func:`covariance_apply`.
+    """
+    _check_state(state)
+    scale = covariance_scale(state)
+    if isinstance(state, FullCovariance):
+        return scale * state.second_moment
+    if isinstance(state, DiagonalCovariance):
+        return scale * jnp.diag(state.second_moment.reshape(-1))
+    h, w, c = state.x_shape
+    rr, cc = np.meshgrid(np.arange(h), np.arange(w), indexing="ij")
+    pos = np.stack([rr.reshape(-1), cc.reshape(-1)], axis=1)
+    diff = pos[:, None, :] - pos[None, :, :]
+    dist = np.rint(np.hypot(diff[..., 0], diff[..., 1])).astype(np.int64)
+    mask = dist <= state.max_distance
+    blocks = state.table[:, :, np.minimum(dist, state.max_distance)] * jnp.asarray(mask, state.table.dtype)
+    # blocks[c, c', p, q] -> Σ[(p, c), (q, c')]
+    dense = jnp.transpose(blocks, (2, 0, 3, 1)).reshape(h * w * c, h * w * c)
+    return scale * dense
+
+
+def as_covariance_state(covariance: Any, x_shape: tuple[int, ...], *, name: str = "covariance"):
+    """Coerce ``covariance`` to a state for examples of shape ``x_shape``.
+
+    Accepts a state (checked against ``x_shape``), a ``[D, D]`` matrix (full, used as is) or a
+    ``[*x_shape]`` / ``[D]`` vector (diagonal, used as is). Raises ``ValueError`` naming
+    ``name`` on a dimension mismatch.
+    """
+    x_shape = tuple(x_shape)
+    d = math.prod(x_shape)
+    if isinstance(covariance, _STATE_TYPES):
+        if tuple(covariance.x_shape) != x_shape:
+            raise ValueError(
+                f"{name} was built for examples of shape {tuple(covariance.x_shape)} but x has "
+                f"examples of shape {x_shape}"
+            )
+        return covariance
+    if not hasattr(covariance, "shape"):
+        try:
+            covariance = jnp.asarray(covariance)
+        except TypeError:
+            raise ValueError(
+                f"{name} must be a covariance state, a [D, D] matrix or a diagonal; got "
+                f"{type(covariance).__name__}"
+            ) from None
+    shape = tuple(covariance.shape)
+    zeros = jnp.zeros(x_shape, covariance.dtype)
+    one = jnp.ones((), jnp.int32)
+    if shape == (d, d):
+        return FullCovariance(covariance, zeros, one, x_shape, None)
+    if shape == x_shape or shape == (d,):
+        return DiagonalCovariance(covariance.reshape(x_shape), zeros, one, x_shape, None)
+    raise ValueError(
+        f"{name} must be a [D, D] = [{d}, {d}] matrix or a diagonal of shape {x_shape} / ({d},) "
+        f"for examples of shape {x_shape}; got shape {shape}"
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Perturbation sources
+# ---------------------------------------------------------------------------------------------
+
+
+def perturbations(
+    logits_fn: Callable[[jax.Array], jax.Array],
+    x: jax.Array,
+    y: jax.Array | None,
+    *,
+    source: str,
+    eps: float | None = None,
+    key: jax.Array | None = None,
+    norm: Any = jnp.inf,
+    steps: int = 10,
+    step_size: float | None = None,
+    clip: tuple[float, float] | None = (0.0, 1.0),
+) -> jax.Array:
+    """Perturbations ``ξ[B, ...]`` whose second moments SGR's covariance estimates (SGR §4.1).
+
+    ``source`` (the paper's SGR variants (a)–(d)):
+      * ``"gradient"`` — the raw loss gradient ``∇ₓ CE(f(x), y)`` (SGR_GRAD; ``eps`` unused:
+        the scale is removed by the covariance rescaling).
+      * ``"sign"`` — ``eps · sign(∇ₓ CE)`` (SGR_SIGN; not clipped to the data range).
+      * ``"fgsm"`` / ``"fgm"`` — ``x_adv − x`` of the FGSM (ℓ∞) / FGM (ℓ2) attack of radius ``eps``.
+      * ``"pgd"`` — ``x_adv − x`` of PGD (``norm``, ``steps`` = 10, ``step_size`` = ``eps/5`` by
+        default as in SGR Table 2, random start drawn with ``key``).
+    ``y=None`` uses the model's predicted labels, which the paper does to avoid label leaking
+    (§7.2). The result is a constant (``stop_gradient``).
+    """
+    V.check_choice(source, name="source", allowed=SOURCES)
+    if not callable(logits_fn):
+        raise ValueError(f"logits_fn must be a callable x[B, ...] -> logits[B, K]; got {logits_fn!r}")
+    x = V.check_inputs(x, name="x")
+    if source != "gradient":
+        if eps is None:
+            raise ValueError(f"eps must be given (> 0) for source={source!r}")
+        V.check_positive(eps, name="eps")
+    if source in ("gradient", "sign"):
+        if y is None:
+            y = jnp.argmax(logits_fn(x), axis=-1)
+        else:
+            y = V.check_labels(y, x, name="y")
+        g = jax.grad(lambda z: jnp.sum(L.cross_entropy(logits_fn(z), y)))(x)
+        xi = g if source == "gradient" else eps * jnp.sign(g)
+    elif source == "fgsm":
+        xi = fgm(logits_fn, x, y, eps=eps, norm=jnp.inf, clip=clip) - x
+    elif source == "fgm":
+        xi = fgm(logits_fn, x, y, eps=eps, norm=2, clip=clip) - x
+    else:
+        if key is None:
+            raise ValueError("key must be a PRNG key for source='pgd' (random start)")
+        step_size = eps / 5.0 if step_size is None else step_size
+        xi = pgd(
+            logits_fn, x, y, eps=eps, norm=norm, step_size=step_size, steps=steps, key=key,
+            clip=clip,
+        ) - x
+    return jax.lax.stop_gradient(xi)

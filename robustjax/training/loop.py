@@ -1,0 +1,253 @@
+"""The fit loop: data, model, optimizer and objective from a config; epochs with evaluation,
+JSON-lines metrics, a progress bar, orbax checkpoints every epoch and exact ``--resume``.
+
+Determinism: the data order of epoch ``e`` is drawn from ``fold_in(PRNGKey(seed), e)`` and the
+step randomness from the key inside the train state, so a run resumed from the checkpoint of
+epoch ``e`` ends with exactly the parameters of an uninterrupted run with the same seed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from tqdm.auto import tqdm
+
+from robustjax import data as rj_data
+from robustjax import nn as rj_nn
+from robustjax.training import checkpoints
+from robustjax.training.objectives import init_method_state, make_objective
+from robustjax.training.optimizers import make_optimizer
+from robustjax.training.state import TrainState, create_train_state
+from robustjax.training.step import (
+    batch_sharding,
+    check_batch_divisible,
+    data_mesh,
+    jit_eval_step,
+    jit_train_step,
+    replicated,
+)
+
+
+@dataclasses.dataclass
+class Run:
+    """Everything built from a config: the pieces the loop and the evaluator share."""
+
+    config: Any
+    model: Any
+    train_data: Any
+    test_data: Any
+    input_shape: tuple[int, ...]
+    num_classes: int
+    steps_per_epoch: int
+
+
+def build_model(config, num_classes: int):
+    """The model of ``config`` with the dataset's standardization as its first layer."""
+    mean, std = rj_data.dataset_stats(config.dataset)
+    kwargs = dict(config.get("model_kwargs", {}) or {})
+    return rj_nn.create(config.model, num_classes, mean=mean, std=std, **kwargs)
+
+
+def build_run(config) -> Run:
+    """Load the data and build the model of ``config``; validate batch sizes."""
+    data_dir = config.get("data_dir", None)
+    train_data = rj_data.load(config.dataset, "train", data_dir=data_dir)
+    test_data = rj_data.load(config.dataset, config.get("eval_split", "test"), data_dir=data_dir)
+    if not isinstance(config.batch_size, int) or config.batch_size < 1:
+        raise ValueError(f"batch_size must be a positive integer; got {config.batch_size!r}")
+    if config.batch_size > len(train_data):
+        raise ValueError(
+            f"batch_size ({config.batch_size}) is larger than the training set "
+            f"({len(train_data)} examples of {config.dataset!r})"
+        )
+    if not isinstance(config.epochs, int) or config.epochs < 1:
+        raise ValueError(f"epochs must be a positive integer; got {config.epochs!r}")
+    num_classes = int(train_data.num_classes)
+    model = build_model(config, num_classes)
+    return Run(
+        config=config,
+        model=model,
+        train_data=train_data,
+        test_data=test_data,
+        input_shape=tuple(train_data.images.shape[1:]),
+        num_classes=num_classes,
+        steps_per_epoch=len(train_data) // config.batch_size,
+    )
+
+
+def initial_state(run: Run, tx) -> TrainState:
+    """The train state before the first step (deterministic in ``config.seed``)."""
+    config = run.config
+    method_kwargs = dict(config.get("method_kwargs", {}) or {})
+    return create_train_state(
+        run.model,
+        tx,
+        key=jax.random.PRNGKey(config.seed),
+        input_shape=run.input_shape,
+        method_state=init_method_state(config.method, **method_kwargs),
+    )
+
+
+def epoch_key(seed: int, epoch: int) -> jax.Array:
+    """The shuffling key of ``epoch`` (1-based), independent of everything else in the run."""
+    return jax.random.fold_in(jax.random.PRNGKey(seed + 1_000_003), epoch)
+
+
+def evaluate_classification(eval_fn, state, dataset, *, batch_size: int, mesh) -> dict[str, float]:
+    """Mean loss and accuracy over every example of ``dataset`` (last batch padded and masked)."""
+    totals = {"loss_sum": 0.0, "correct": 0.0, "count": 0.0}
+    sharding = batch_sharding(mesh)
+    for x, y in rj_data.batches(dataset, batch_size, key=None, drop_remainder=False):
+        n = x.shape[0]
+        mask = np.ones((batch_size,), np.float32)
+        if n < batch_size:
+            pad = batch_size - n
+            x = np.concatenate([x, np.zeros((pad, *x.shape[1:]), x.dtype)])
+            y = np.concatenate([y, np.zeros((pad,), y.dtype)])
+            mask[n:] = 0.0
+        out = eval_fn(state, jax.device_put((x, y, mask), sharding))
+        for k in totals:
+            totals[k] += float(out[k])
+    return {"loss": totals["loss_sum"] / totals["count"], "accuracy": totals["correct"] / totals["count"]}
+
+
+def _append_jsonl(path: Path, record: dict) -> None:
+    with open(path, "a") as f:
+        f.write(json.dumps(record) + "\n")
+
+
+def _truncate_metrics(path: Path, last_epoch: int) -> None:
+    """Drop metric lines of epochs after ``last_epoch`` (written before a crash, never checkpointed)."""
+    if not path.exists():
+        return
+    keep = [line for line in path.read_text().splitlines() if line and json.loads(line)["epoch"] <= last_epoch]
+    path.write_text("".join(line + "\n" for line in keep))
+
+
+def fit(config, workdir: str | os.PathLike, *, resume: bool = False, progress: bool | None = None):
+    """Train the run described by ``config``, writing metrics and checkpoints into ``workdir``.
+
+    Args:
+      config: a run config (see ``configs/``), e.g. from ``configs/mnist5k/erm.py``.
+      workdir: the run's directory; created if needed.
+      resume: continue from the newest checkpoint in ``workdir``. Without it, a work directory
+        that already holds checkpoints is an error (so runs are never mixed by accident).
+      progress: show a progress bar (default: when writing to a terminal).
+
+    Returns:
+      ``(state, history)``: the final train state and the list of per-epoch metric dicts.
+    """
+    workdir = Path(workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    run = build_run(config)
+    mesh = data_mesh()
+    check_batch_divisible(config.batch_size, mesh)
+    eval_batch_size = int(config.get("eval_batch_size", 500))
+    check_batch_divisible(eval_batch_size, mesh, name="eval_batch_size")
+
+    tx = make_optimizer(config.optimizer, steps_per_epoch=run.steps_per_epoch, epochs=config.epochs)
+    method_kwargs = dict(config.get("method_kwargs", {}) or {})
+    objective = make_objective(config.method, run.model, **method_kwargs)
+    augment = rj_data.augment_pad_crop_flip if config.get("augment", False) else None
+    step_fn = jit_train_step(objective=objective, tx=tx, mesh=mesh, augment=augment)
+    eval_fn = jit_eval_step(model=run.model, mesh=mesh)
+
+    state = initial_state(run, tx)
+    metrics_path = workdir / "metrics.jsonl"
+    manager = checkpoints.checkpoint_manager(workdir, max_to_keep=config.get("keep_checkpoints", 3))
+    start_epoch = 0
+    latest = manager.latest_step()
+    if latest is not None and not resume:
+        manager.close()
+        raise ValueError(
+            f"workdir {str(workdir)!r} already holds checkpoints (epoch {latest}); pass --resume "
+            "to continue that run or choose a new workdir"
+        )
+    if resume and latest is not None:
+        state = checkpoints.restore_checkpoint(manager, latest, state)
+        start_epoch = int(latest)
+        _truncate_metrics(metrics_path, start_epoch)
+    elif not resume:
+        metrics_path.unlink(missing_ok=True)
+    (workdir / "config.json").write_text(config.to_json(indent=2))
+
+    state = jax.device_put(state, replicated(mesh))
+    sharding = batch_sharding(mesh)
+    history = [json.loads(line) for line in metrics_path.read_text().splitlines()] if metrics_path.exists() else []
+    show = progress if progress is not None else None
+    for epoch in range(start_epoch + 1, config.epochs + 1):
+        start = time.perf_counter()
+        sums: dict[str, float] = {}
+        bar = tqdm(
+            rj_data.batches(run.train_data, config.batch_size, key=epoch_key(config.seed, epoch), drop_remainder=True),
+            total=run.steps_per_epoch,
+            desc=f"epoch {epoch}/{config.epochs}",
+            disable=None if show is None else not show,
+            leave=False,
+        )
+        for i, batch in enumerate(bar, start=1):
+            state, metrics = step_fn(state, jax.device_put(batch, sharding))
+            metrics = jax.device_get(metrics)
+            for k, v in metrics.items():
+                sums[k] = sums.get(k, 0.0) + float(v)
+            bar.set_postfix(loss=f"{sums['loss'] / i:.4f}", acc=f"{sums['accuracy'] / i:.3f}")
+        bar.close()
+        train_metrics = {f"train_{k}": v / run.steps_per_epoch for k, v in sums.items()}
+        test_metrics = evaluate_classification(eval_fn, state, run.test_data, batch_size=eval_batch_size, mesh=mesh)
+        record = {
+            "epoch": epoch,
+            "step": int(state.step),
+            **train_metrics,
+            "test_loss": test_metrics["loss"],
+            "test_accuracy": test_metrics["accuracy"],
+            "epoch_seconds": time.perf_counter() - start,
+        }
+        if not all(math.isfinite(v) for v in record.values() if isinstance(v, float)):
+            manager.close()
+            raise FloatingPointError(f"non-finite metrics at epoch {epoch}: {record}")
+        history.append(record)
+        _append_jsonl(metrics_path, record)
+        print(
+            f"epoch {epoch:3d}  train loss {record['train_loss']:.4f}  train acc {record['train_accuracy']:.4f}  "
+            f"test loss {record['test_loss']:.4f}  test acc {record['test_accuracy']:.4f}  "
+            f"({record['epoch_seconds']:.1f} s)",
+            flush=True,
+        )
+        checkpoints.save_checkpoint(manager, epoch, state)
+    manager.close()
+    return state, history
+
+
+def load_run(workdir: str | os.PathLike, *, epoch: int | None = None):
+    """Rebuild the model of a finished or running ``workdir`` and restore its checkpoint.
+
+    Returns ``(run, state)``. Raises ``ValueError`` when the work directory has no config or
+    no checkpoint.
+    """
+    from robustjax.configs import config_from_json
+
+    workdir = Path(workdir)
+    config_path = workdir / "config.json"
+    if not config_path.exists():
+        raise ValueError(f"workdir {str(workdir)!r} has no config.json: is it a `robustjax train` run?")
+    config = config_from_json(config_path.read_text())
+    manager = checkpoints.checkpoint_manager(workdir)
+    try:
+        step = manager.latest_step() if epoch is None else epoch
+        if step is None or step not in manager.all_steps():
+            raise ValueError(f"workdir {str(workdir)!r} has no checkpoint" + ("" if epoch is None else f" for epoch {epoch}"))
+        run = build_run(config)
+        tx = make_optimizer(config.optimizer, steps_per_epoch=run.steps_per_epoch, epochs=config.epochs)
+        state = checkpoints.restore_checkpoint(manager, step, initial_state(run, tx))
+    finally:
+        manager.close()
+    return run, state

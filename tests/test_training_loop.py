@@ -1,0 +1,74 @@
+"""The fit loop: an ERM epoch lowers the loss, metrics and checkpoints are written, bad configs fail."""
+
+import json
+
+import jax
+import numpy as np
+import pytest
+
+from robustjax.configs import apply_override, base_config
+from robustjax.training.loop import build_run, fit, load_run
+
+
+def _config(**overrides):
+    config = base_config()
+    config.lock()
+    for k, v in overrides.items():
+        apply_override(config, f"{k}={v!r}")
+    return config
+
+
+def test_one_erm_epoch_lowers_the_loss_and_writes_metrics(tmp_path):
+    config = _config(model="mlp", model_kwargs={}, epochs=1, batch_size=100)
+    run = build_run(config)
+    # test loss of the untrained model, computed independently of the loop
+    from robustjax.training.optimizers import make_optimizer
+    from robustjax.training.loop import initial_state
+    import optax
+
+    state0 = initial_state(run, make_optimizer(config.optimizer, steps_per_epoch=1, epochs=1))
+    logits0 = run.model.apply(state0.variables(), np.asarray(run.test_data.images), train=False)
+    loss0 = float(optax.softmax_cross_entropy_with_integer_labels(logits0, np.asarray(run.test_data.labels)).mean())
+
+    state, history = fit(config, tmp_path, progress=False)
+    assert int(state.step) == len(run.train_data) // 100
+    assert history[-1]["test_loss"] < 0.5 * loss0
+    assert history[-1]["test_accuracy"] > 0.8
+    records = [json.loads(l) for l in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert records == history
+    # the checkpoint restores to the same parameters
+    _, restored = load_run(tmp_path)
+    for a, b in zip(jax.tree_util.tree_leaves(state.params), jax.tree_util.tree_leaves(restored.params)):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    # the test accuracy in the metrics is the accuracy over every test example
+    logits = run.model.apply(restored.variables(), np.asarray(run.test_data.images), train=False)
+    acc = float(np.mean(np.argmax(logits, -1) == np.asarray(run.test_data.labels)))
+    assert history[-1]["test_accuracy"] == pytest.approx(acc, abs=1e-6)
+
+
+@pytest.mark.parametrize(
+    "overrides, match",
+    [
+        ({"dataset": "mnist-6k"}, "mnist-6k"),
+        ({"model": "resnet99"}, "resnet99"),
+        ({"batch_size": 100_000}, "batch_size"),
+        ({"batch_size": 0}, "batch_size"),
+        ({"epochs": 0}, "epochs"),
+        ({"method": "magic"}, "method"),
+    ],
+)
+def test_bad_configs_fail_naming_the_problem(tmp_path, overrides, match):
+    config = _config(**overrides)
+    with pytest.raises(ValueError, match=match):
+        fit(config, tmp_path, progress=False)
+
+
+def test_non_positive_learning_rate_fails(tmp_path):
+    config = _config(**{"optimizer.learning_rate": 0.0})
+    with pytest.raises(ValueError, match="learning_rate"):
+        fit(config, tmp_path, progress=False)
+
+
+def test_load_run_without_checkpoint(tmp_path):
+    with pytest.raises(ValueError, match="config.json"):
+        load_run(tmp_path)

@@ -1,0 +1,71 @@
+"""Data-parallel training over 4 (forced host) devices equals the 1-device run."""
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+
+SCRIPT = textwrap.dedent(
+    """
+    import json, sys
+    import jax, numpy as np
+    from robustjax.configs import base_config
+    from robustjax import data as rj_data
+    from robustjax.training.loop import build_run, initial_state
+    from robustjax.training.objectives import make_objective
+    from robustjax.training.optimizers import make_optimizer
+    from robustjax.training.step import batch_sharding, data_mesh, jit_train_step, replicated
+
+    model_name, out = sys.argv[1], sys.argv[2]
+    config = base_config()
+    config.model = model_name
+    config.model_kwargs = {"width": "mnist"} if model_name == "sgr_cnn" else {}
+    config.batch_size = 32
+    mesh = data_mesh()
+    run = build_run(config)
+    tx = make_optimizer(config.optimizer, steps_per_epoch=run.steps_per_epoch, epochs=1)
+    step = jit_train_step(objective=make_objective("erm", run.model), tx=tx, mesh=mesh,
+                          augment=rj_data.augment_pad_crop_flip)
+    state = jax.device_put(initial_state(run, tx), replicated(mesh))
+    losses = []
+    batches = rj_data.batches(run.train_data, 32, key=jax.random.PRNGKey(1), drop_remainder=True)
+    for _, batch in zip(range(4), batches):
+        batch = jax.device_put(batch, batch_sharding(mesh))
+        assert len(batch[0].sharding.device_set) == len(jax.devices())
+        state, metrics = step(state, batch)
+        losses.append(float(metrics["loss"]))
+    leaves = [np.asarray(l) for l in jax.tree_util.tree_leaves((state.params, state.model_state))]
+    np.savez(out, *leaves)
+    print(json.dumps({"devices": len(jax.devices()), "losses": losses}))
+    """
+)
+
+
+def _run(model_name, devices, tmp_path):
+    env = dict(os.environ)
+    env["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={devices}"
+    env["JAX_PLATFORMS"] = "cpu"
+    out = tmp_path / f"{model_name}_{devices}.npz"
+    proc = subprocess.run(
+        [sys.executable, "-c", SCRIPT, model_name, str(out)], env=env, capture_output=True, text=True, timeout=600
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert result["devices"] == devices
+    with np.load(out) as f:
+        leaves = [f[k] for k in sorted(f.files, key=lambda s: int(s.split("_")[1]))]
+    return result["losses"], leaves
+
+
+def test_four_devices_equal_one_device_with_batchnorm(tmp_path):
+    # cnn7 has BatchNorm: its train-mode statistics must be computed over the whole global batch.
+    losses1, leaves1 = _run("cnn7", 1, tmp_path)
+    losses4, leaves4 = _run("cnn7", 4, tmp_path)
+    np.testing.assert_allclose(losses4, losses1, rtol=1e-5, atol=1e-5)
+    assert len(leaves1) == len(leaves4)
+    for a, b in zip(leaves1, leaves4):
+        np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-5)
+    assert losses1[-1] != losses1[0]
