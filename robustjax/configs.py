@@ -27,6 +27,9 @@ def base_config() -> ml_collections.ConfigDict:
     c.model = "sgr_cnn"
     c.model_kwargs = ml_collections.ConfigDict({"width": "mnist"})
     c.method = "erm"
+    # spectral normalization of every Dense/Conv operator (Farnia et al. 2019): None = off
+    c.sn_beta = ml_collections.FieldReference(None, field_type=float)
+    c.sn_kwargs = ml_collections.ConfigDict({"mode": "operator", "grad_through_sigma": True, "iters": 1})
     c.method_kwargs = ml_collections.ConfigDict()
     c.seed = 0
     c.epochs = 10
@@ -34,6 +37,8 @@ def base_config() -> ml_collections.ConfigDict:
     c.eval_batch_size = 500
     c.augment = False
     c.keep_checkpoints = 3
+    # fine-tune from another run's newest checkpoint (SOAR starts from a standard model)
+    c.init_from = ml_collections.FieldReference(None, field_type=str)
     c.optimizer = ml_collections.ConfigDict(
         {
             "name": "adam",

@@ -197,3 +197,16 @@ def test_pgd_examples_independent(norm):
     a = pgd(f, x, y, **kw)
     b = pgd(f, x.at[3].set(0.9), y.at[3].set(2), **kw)
     np.testing.assert_array_equal(np.delete(np.asarray(a), 3, 0), np.delete(np.asarray(b), 3, 0))
+
+
+@pytest.mark.parametrize("norm", [2, jnp.inf])
+def test_per_example_eps(norm):
+    p = mlp_params(jax.random.PRNGKey(15), 6, 8, 3)
+    f = partial(mlp_apply, p)
+    x = jax.random.uniform(jax.random.PRNGKey(16), (4, 6))
+    eps = jnp.array([0.0, 0.01, 0.1, 0.3])
+    out = pgd(f, x, None, eps=eps, norm=norm, step_size=0.05, steps=3, key=KEY, clip=None)
+    d = (np.asarray(out, np.float64) - np.asarray(x, np.float64))
+    n = np.linalg.norm(d, ord=2 if norm == 2 else np.inf, axis=1)
+    assert np.all(n <= np.asarray(eps) * (1 + 1e-6))
+    assert n[0] == 0 and n[3] > 0.05

@@ -13,6 +13,7 @@ What is checked, and against what:
 * Standardize folded into the model; layer injection; argument errors.
 """
 
+import functools
 from functools import partial
 
 import flax.linen as nn
@@ -45,15 +46,35 @@ def _dense(din, dout):
     return din * dout + dout
 
 
-def _init(model, x):
-    return jax.jit(model.init)(KEY, x)
+def _init(model, x, seed=0):
+    """Variables with the structure of ``model.init`` filled from NumPy (fan-in scaled kernels,
+    small random biases, unit BN variances). Compiling Flax's threefry initializers takes tens
+    of seconds per model on a loaded 2-core CPU; the real ``init`` runs in one test only."""
+    abstract = jax.eval_shape(lambda: model.init(KEY, x))
+    rng = np.random.default_rng(seed)
+
+    def fill(path, leaf):
+        last = getattr(path[-1], "key", None)
+        if last == "kernel":
+            value = rng.normal(size=leaf.shape) / np.sqrt(np.prod(leaf.shape[:-1]))
+        elif last in ("var", "scale"):
+            value = 1.0 + 0.1 * rng.uniform(size=leaf.shape)
+        else:  # bias, running mean
+            value = 0.1 * rng.normal(size=leaf.shape)
+        return jnp.asarray(value, dtype=leaf.dtype)
+
+    return jax.tree_util.tree_map_with_path(fill, abstract)
+
+
+@functools.lru_cache(maxsize=None)
+def _jitted_apply(model, train):
+    if train:
+        return jax.jit(lambda v, x: model.apply(v, x, train=True, mutable=["batch_stats"]))
+    return jax.jit(lambda v, x: model.apply(v, x))
 
 
 def _apply(model, variables, x, train=False):
-    if train:
-        fn = jax.jit(lambda v, x: model.apply(v, x, train=True, mutable=["batch_stats"]))
-        return fn(variables, x)
-    return jax.jit(lambda v, x: model.apply(v, x))(variables, x)
+    return _jitted_apply(model, train)(variables, x)
 
 
 def _images(shape, batch=4, seed=0):
@@ -83,6 +104,21 @@ def test_forward_shape_finite_and_eval_deterministic(name, kw, shape):
     assert bool(jnp.all(jnp.isfinite(out)))
     np.testing.assert_array_equal(out, out_default)  # train=False is the default
     np.testing.assert_array_equal(out, _apply(model, variables, x))  # deterministic
+
+
+def test_real_init_runs_and_matches_abstract_structure():
+    model = rnn.create("resnet", 10, depth=8, normalization="none")
+    x = _images(CIFAR, batch=2)
+    variables = jax.jit(model.init)(jax.random.key(0, impl="rbg"), x)
+    abstract = jax.eval_shape(lambda: model.init(KEY, x))
+    assert jax.tree_util.tree_structure(variables) == jax.tree_util.tree_structure(abstract)
+    # Fixup (normalization="none"): the last conv of every residual branch starts at zero,
+    # so at init each block is the identity on its (zero-padded, subsampled) input.
+    params = variables["params"]
+    for block in ("stage1_block1", "stage2_block1", "stage3_block1"):
+        assert not np.any(np.asarray(params[block]["conv2"]["kernel"]))
+        assert np.any(np.asarray(params[block]["conv1"]["kernel"]))
+    assert bool(jnp.all(jnp.isfinite(_apply(model, variables, x))))
 
 
 @pytest.mark.parametrize("name,kw,shape", [
@@ -236,6 +272,7 @@ def test_batchnorm_eval_independent_train_coupled(name, kw, shape):
     x2 = x.at[1].set(1.0 - x[1])  # change example 1 only
 
     ev1, ev2 = _apply(model, variables, x), _apply(model, variables, x2)
+    ev1, ev2 = np.asarray(ev1), np.asarray(ev2)
     np.testing.assert_allclose(ev1[[0, 2, 3]], ev2[[0, 2, 3]], rtol=1e-6, atol=1e-6)
     assert not np.allclose(ev1[1], ev2[1])
     # Example 0 alone gives the same eval logits as inside a batch.
@@ -248,17 +285,19 @@ def test_batchnorm_eval_independent_train_coupled(name, kw, shape):
 
 
 def test_batchnorm_running_mean_update_formula():
-    # First BN of CNN7 sees conv1(standardize(x)); its running mean after one train step
-    # must be 0.9 * 0 + 0.1 * batch mean (PyTorch momentum 0.1), variance 0.9 * 1 + 0.1 * var.
+    # First BN of CNN7 sees conv1(standardize(x)); after one train step its running stats
+    # must be 0.9 * old + 0.1 * batch statistic (PyTorch momentum 0.1; biased batch variance).
     model = rnn.create("cnn7", 3, width=4, mean=0.5, std=0.25)
     x = _images(CIFAR, batch=6, seed=3)
     variables = _init(model, x)
     _, upd = _apply(model, variables, x, train=True)
     h = np.asarray(_ref_conv((x - 0.5) / 0.25, variables["params"]["conv1"], 1, "SAME"))
-    stats = upd["batch_stats"]["bn1"]
-    np.testing.assert_allclose(stats["mean"], 0.1 * h.mean(axis=(0, 1, 2)), rtol=1e-4,
-                               atol=1e-6)
-    np.testing.assert_allclose(stats["var"], 0.9 + 0.1 * h.var(axis=(0, 1, 2)), rtol=1e-4)
+    old = variables["batch_stats"]["bn1"]
+    new = upd["batch_stats"]["bn1"]
+    np.testing.assert_allclose(new["mean"], 0.9 * old["mean"] + 0.1 * h.mean(axis=(0, 1, 2)),
+                               rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(new["var"], 0.9 * old["var"] + 0.1 * h.var(axis=(0, 1, 2)),
+                               rtol=1e-4)
     assert "bn1" not in variables["params"]  # BN without affine parameters (bn_affine=False)
 
 

@@ -36,12 +36,12 @@ def mlp_apply(params, x):
 
 
 def reference_svd(params, x):
-    """Per-example Jacobian materialized with jacfwd on a single example, then numpy SVD."""
+    """Per-example Jacobians materialized with jacfwd on single examples, then numpy SVD."""
+    single = lambda xi: mlp_apply(params, xi[None])[0]  # noqa: E731
+    jac = np.asarray(jax.jit(jax.vmap(jax.jacfwd(single)))(x))
     sig, us, vs = [], [], []
-    for i in range(x.shape[0]):
-        j = jax.jacfwd(lambda xi: mlp_apply(params, xi[None])[0])(x[i])
-        j = np.asarray(j).reshape(j.shape[0], -1)
-        u, s, vt = np.linalg.svd(j)
+    for j in jac:
+        u, s, vt = np.linalg.svd(j.reshape(j.shape[0], -1))
         sig.append(s[0])
         us.append(u[:, 0])
         vs.append(vt[0])

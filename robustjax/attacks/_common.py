@@ -144,11 +144,11 @@ def enforce_ball(x: jax.Array, x_adv: jax.Array, *, eps: Any, norm: float) -> ja
 
     d = x_adv - x
     if norm == math.inf:
-        over = jnp.abs(d) > eps
+        over = jnp.abs(d) > N._expand(eps, d)
         return jnp.where(over, jnp.nextafter(x_adv, x), x_adv)
     n = N.l2_norm(d)
     over = n > eps
     shape = (-1,) + (1,) * (x.ndim - 1)
-    factor = (eps / jnp.maximum(n, 1e-30)) * (1.0 - 1e-6)
+    factor = (jnp.asarray(eps, x.dtype) / jnp.maximum(n, 1e-30)) * (1.0 - 1e-6)
     shrunk = x + d * factor.reshape(shape)
     return jnp.where(over.reshape(shape), shrunk, x_adv)

@@ -22,7 +22,8 @@ def _fgm_body(x, y, *, logits_fn, eps, norm, clip, targeted, loss):
     _, g = C.objective_and_grad(
         logits_fn, x, y, loss=loss, targeted=targeted, target_logits=target_logits
     )
-    x_adv = N.clip_to_range(x + eps * N.steepest_ascent_direction(g, norm=norm), clip)
+    step = N._expand(eps, g) * N.steepest_ascent_direction(g, norm=norm)
+    x_adv = N.clip_to_range(x + step, clip)
     return C.enforce_ball(x, x_adv, eps=eps, norm=norm)
 
 

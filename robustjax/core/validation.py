@@ -82,7 +82,8 @@ def check_inputs(x: Any, *, name: str = "x", min_rank: int = 2) -> jax.Array:
             f"{name} must be a floating-point array (images as float32 in [0, 1]); got dtype "
             f"{x.dtype}. Convert integer images with x.astype('float32') / 255."
         )
-    if _is_concrete(x) and not bool(jnp.all(jnp.isfinite(x))):
+    # NumPy, not jnp: a concrete array captured under an outer jit must not become a tracer
+    if _is_concrete(x) and not np.isfinite(np.asarray(x)).all():
         raise ValueError(f"{name} contains NaN or infinite values")
     return x
 
@@ -101,7 +102,7 @@ def check_labels(y: Any, x: Any, *, num_classes: int | None = None, name: str = 
             f"{x.shape[0]} examples"
         )
     if num_classes is not None and _is_concrete(y) and y.size:
-        lo, hi = int(jnp.min(y)), int(jnp.max(y))
+        lo, hi = int(np.min(np.asarray(y))), int(np.max(np.asarray(y)))
         if lo < 0 or hi >= num_classes:
             raise ValueError(
                 f"{name} must be in [0, {num_classes}); got labels in [{lo}, {hi}]"

@@ -20,6 +20,7 @@ Design (the contract of :func:`evaluate`):
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import math
 import zlib
@@ -431,7 +432,33 @@ def _run_key(key: jax.Array, name: str, label: str) -> jax.Array:
     return jax.random.fold_in(key, zlib.crc32(f"{name}|{label}".encode()) & 0x7FFFFFFF)
 
 
+# Compiled programs are cached per (logits_fn object, attack, strength): evaluating the same model
+# again (another suite, accuracy_vs_eps, skip_broken) reuses them. Small LRU: the cache holds
+# references to the model functions.
+_PROGRAMS: "collections.OrderedDict[tuple, Callable]" = collections.OrderedDict()
+_PROGRAMS_MAX = 64
+
+
+def _cached(key: tuple, build: Callable[[], Callable]) -> Callable:
+    try:
+        hash(key)
+    except TypeError:
+        return build()
+    if key in _PROGRAMS:
+        _PROGRAMS.move_to_end(key)
+        return _PROGRAMS[key]
+    fn = build()
+    _PROGRAMS[key] = fn
+    while len(_PROGRAMS) > _PROGRAMS_MAX:
+        _PROGRAMS.popitem(last=False)
+    return fn
+
+
 def _make_clean_fn(logits_fn: Callable) -> Callable:
+    return _cached(("clean", logits_fn), lambda: _build_clean_fn(logits_fn))
+
+
+def _build_clean_fn(logits_fn: Callable) -> Callable:
     def clean(x, y):
         def total_loss(xx):
             logits = logits_fn(xx)
@@ -488,16 +515,15 @@ def _attach_programs(logits_fn: Callable, runs: list[_Run]) -> None:
         spec = run.spec
         random = _registry.is_random(spec)
         if _registry.is_traced(spec):
-            if spec.name not in cache:
-                cache[spec.name] = _make_attack_fn(
-                    logits_fn, _registry.attack_call(spec), per_example_keys=random)
-            run.fn = cache[spec.name]
-            run.arg = jnp.asarray(run.strength, jnp.float32)
+            strength, run.arg = None, jnp.asarray(run.strength, jnp.float32)
         else:  # spatial: (angle, shift); custom: ε; DeepFool: none
             strength = run.strength if spec.kind == "spatial" else run.eps
-            run.fn = _make_attack_fn(
-                logits_fn, _registry.attack_call(spec, strength), per_example_keys=random)
             run.arg = None
+        key = ("attack", logits_fn, repr(spec), strength, random)
+        if key not in cache:
+            cache[key] = _cached(key, lambda: _make_attack_fn(
+                logits_fn, _registry.attack_call(spec, strength), per_example_keys=random))
+        run.fn = cache[key]
 
 
 def _determinism(logits_fn: Callable, x: np.ndarray) -> dict[str, Any]:

@@ -116,6 +116,18 @@ def _pct(a: float) -> str:
     return f"{100 * a:.2f}%"
 
 
+def _reach(r) -> float | None:
+    """``steps · step_size`` of a PGD result (how far it can travel), if known."""
+    steps = r.params.get("steps")
+    if steps is None or r.eps is None:
+        return None
+    if "step_size" in r.params:
+        return float(steps) * float(r.params["step_size"])
+    if "step_size_factor" in r.params:
+        return float(steps) * float(r.params["step_size_factor"]) * r.eps
+    return None
+
+
 def check_report(
     report: Any,
     *,
@@ -189,10 +201,14 @@ def check_report(
         for p in iterative:
             for f in single:
                 if acc[id(p)] > acc[id(f)] + tol:
+                    reach = _reach(p)
+                    hint = (f" (note: steps x step_size = {reach:.4g} < eps = {p.eps:.4g}, so "
+                            f"{p.attack} cannot reach the boundary of the ball: under-powered)"
+                            if reach is not None and p.eps is not None and reach < p.eps else "")
                     out.append(_warn(
                         "iterative_weaker_than_single_step",
                         f"{threat}: {p.attack} accuracy {_pct(acc[id(p)])} > {f.attack} accuracy "
-                        f"{_pct(acc[id(f)])}",
+                        f"{_pct(acc[id(f)])}{hint}",
                     ))
         for u in noise:
             for a in gradient:

@@ -244,13 +244,20 @@ def plot_report(report, path: str) -> None:
     panels = list(axes_groups) + (["categorical"] if categorical else [])
     if not panels:
         panels = ["categorical"]
-    fig, axs = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), 4.2), squeeze=False)
+    ncols = min(2, len(panels))
+    nrows = -(-len(panels) // ncols)
+    fig, axs = plt.subplots(nrows, ncols, figsize=(6.0 * ncols, 4.3 * nrows + 0.4),
+                            squeeze=False)
+    for extra in axs.flat[len(panels):]:
+        extra.set_visible(False)
     cc = report.clean_correct
     clean = 100 * report.clean_accuracy
     robust = report.robust_accuracy()
-    for ax, panel in zip(axs[0], panels):
+    for ax, panel in zip(axs.flat, panels):
         if panel == "categorical":
-            labels = [f"{r.attack}\n{r.eps_label}" if r.eps_label != "-" else r.attack
+            labels = [f"{r.attack}\n{r.eps_label}" if r.eps_label != "-" else
+                      (f"{r.attack}\nρ={r.extras['rho']:.3g}" if r.extras.get("rho") is not None
+                       else r.attack)
                       for r in categorical]
             vals = [100 * float(np.mean(r.robust_mask(cc))) for r in categorical]
             ax.bar(range(len(vals)), vals, color="tab:blue")
@@ -276,8 +283,8 @@ def plot_report(report, path: str) -> None:
             ax.axhline(clean, color="gray", ls=":", label=f"clean ({clean:.1f}%)")
             ticks = sorted({r.eps for r in rs})
             if ticks and all(format_eps(t).endswith("/255") for t in ticks) and len(ticks) <= 8:
-                ax.set_xticks(ticks)
-                ax.set_xticklabels([format_eps(t) for t in ticks])
+                ax.set_xticks([0.0] + ticks)
+                ax.set_xticklabels(["0"] + [format_eps(t) for t in ticks])
             ax.set_xlabel(panel)
             ax.set_title(f"accuracy vs {panel}")
             ax.set_xlim(left=0)

@@ -125,7 +125,10 @@ def transfer_matrix(
     scale = _ev.mean_l2_norm(images) if spec.eps_scale == "mean_l2_norm" else None
     strength, _ = _ev._resolve_strength(spec, spec.eps[0], scale)
     label = _suites.format_strength(spec, spec.eps[0])
-    call = _registry.attack_call(spec, strength)
+    traced = _registry.is_traced(spec)
+    call = _registry.attack_call(spec, None if traced else strength)
+    arg = jnp.asarray(strength, jnp.float32) if traced else None
+    random = _registry.is_random(spec)
 
     crafters: dict[str, Callable] = {}
     all_sources = dict(srcs)
@@ -133,9 +136,13 @@ def transfer_matrix(
         all_sources.setdefault(t, f)  # white-box for targets that are not sources
 
     def make_crafter(fn):
-        def craft(x, y, gidx, base_key):
+        def craft(x, y, gidx, base_key, strength_arg):
+            if not random:
+                return call(fn, x, y, base_key, strength_arg)
             keys = jax.vmap(lambda i: jax.random.fold_in(base_key, i))(gidx)
-            return jax.vmap(lambda xi, yi, ki: call(fn, xi[None], yi[None], ki)[0])(x, y, keys)
+            return jax.vmap(
+                lambda xi, yi, ki: call(fn, xi[None], yi[None], ki, strength_arg)[0]
+            )(x, y, keys)
 
         return jax.jit(craft)
 
@@ -162,7 +169,7 @@ def transfer_matrix(
             gidx = jnp.asarray(pidx, jnp.int32)
             for t, name in enumerate(tgt_names):
                 clean_ok[t, idx] = np.asarray(predict[name](x))[:m] == yn
-            adv = {s: crafters[s](x, y, gidx, base_keys[s]) for s in all_sources}
+            adv = {s: crafters[s](x, y, gidx, base_keys[s], arg) for s in all_sources}
             for t, name in enumerate(tgt_names):
                 for s, sname in enumerate(src_names):
                     adv_ok[t, s, idx] = np.asarray(predict[name](adv[sname]))[:m] == yn

@@ -20,11 +20,12 @@ from __future__ import annotations
 from typing import Callable, Sequence
 
 import flax.linen as nn
-import jax.numpy as jnp
 
 from robustjax.core.validation import check_choice, check_positive_int
 from robustjax.nn.layers import (
     Standardize,
+    as_constant,
+    check_mean_std,
     global_max_pool,
     local_response_normalization,
     max_pool,
@@ -54,6 +55,9 @@ class ZooModel(nn.Module):
         if isinstance(self.num_classes, bool) or not isinstance(self.num_classes, int) \
                 or self.num_classes < 2:
             raise ValueError(f"num_classes must be an integer >= 2; got {self.num_classes!r}")
+        mean, std = check_mean_std(self.mean, self.std)
+        object.__setattr__(self, "mean", as_constant(mean))
+        object.__setattr__(self, "std", as_constant(std))
         self._check()
         super().__post_init__()
 
@@ -184,11 +188,12 @@ class CNN7(ZooModel):
     The paper says only: "7 convolutional layers, augmented with BatchNorm, ReLU
     nonlinearities and MaxPooling", 93.5% clean test accuracy, a pre-trained model linked from
     the authors' code. Widths are not given in the paper; we follow the widely used
-    pre-trained CIFAR-10 network of that description (93-94% accuracy) that we take to be the
-    one meant: with base width ``w = width`` (128),
-    ``[w, w, M, 2w, 2w, M, 4w, 4w, M, 8w (unpadded), M] -> dense K``, every convolution 3x3
-    with bias, followed by BatchNorm *without* learned scale/offset and ReLU; the others are
-    'SAME'. M = 2x2/2 max-pool. On 32x32 inputs the last pool sees 2x2 and is a global max;
+    pre-trained CIFAR-10 network of exactly that description (the ``cifar10`` model of the
+    pytorch-playground collection, about 93.5-94% accuracy), which we take to be the one
+    meant (an inference, not stated in the paper): with base width ``w = width`` (128),
+    ``[w, w, M, 2w, 2w, M, 4w, 4w, M, 8w, M] -> dense K``; every convolution is 3x3 with
+    bias ('SAME', except the last, 8w, which is unpadded) and is followed by BatchNorm
+    *without* learned scale/offset and ReLU; M = 2x2/2 max-pool. On 32x32 inputs the last pool sees 2x2 and is a global max;
     we implement it as a global max-pool so the net also runs on 28x28 MNIST (28-14-7-3-1).
     ``width`` can be lowered for CPU-scale experiments; ``bn_affine=True`` adds the usual
     BatchNorm scale and offset.

@@ -17,7 +17,29 @@ from jax import lax
 
 from robustjax.core.validation import check_choice, check_positive_int
 
-__all__ = ["Standardize", "max_pool", "local_response_normalization", "global_max_pool"]
+__all__ = [
+    "Standardize", "check_mean_std", "max_pool", "local_response_normalization",
+    "global_max_pool",
+]
+
+
+def check_mean_std(mean, std) -> tuple[np.ndarray, np.ndarray]:
+    """Raise ``ValueError`` unless ``mean`` is finite and ``std`` finite and > 0 (scalars or
+    1-D per-channel sequences); return both as float64 NumPy arrays."""
+    std_arr = np.asarray(std, dtype=np.float64)
+    if std_arr.size == 0 or not np.all(np.isfinite(std_arr)) or np.any(std_arr <= 0):
+        raise ValueError(f"std must be finite and > 0 (per channel); got {std!r}")
+    mean_arr = np.asarray(mean, dtype=np.float64)
+    if mean_arr.size == 0 or not np.all(np.isfinite(mean_arr)):
+        raise ValueError(f"mean must be finite (per channel); got {mean!r}")
+    if mean_arr.ndim > 1 or std_arr.ndim > 1:
+        raise ValueError("mean and std must be scalars or 1-D per-channel sequences")
+    return mean_arr, std_arr
+
+
+def as_constant(arr: np.ndarray) -> float | tuple[float, ...]:
+    """A float or tuple of floats: a hashable module attribute (lists are not hashable)."""
+    return float(arr) if arr.ndim == 0 else tuple(float(v) for v in arr)
 
 
 class Standardize(nn.Module):
@@ -35,18 +57,10 @@ class Standardize(nn.Module):
     std: float | Sequence[float] = 1.0
 
     def __post_init__(self):
-        std = np.asarray(self.std, dtype=np.float64)
-        if std.size == 0 or not np.all(np.isfinite(std)) or np.any(std <= 0):
-            raise ValueError(f"std must be finite and > 0 (per channel); got {self.std!r}")
-        mean = np.asarray(self.mean, dtype=np.float64)
-        if mean.size == 0 or not np.all(np.isfinite(mean)):
-            raise ValueError(f"mean must be finite (per channel); got {self.mean!r}")
-        if mean.ndim > 1 or std.ndim > 1:
-            raise ValueError("mean and std must be scalars or 1-D per-channel sequences")
+        mean, std = check_mean_std(self.mean, self.std)
         # Store as hashable Python constants (lists would make the module unhashable).
-        for name, arr in (("mean", mean), ("std", std)):
-            value = float(arr) if arr.ndim == 0 else tuple(float(v) for v in arr)
-            object.__setattr__(self, name, value)
+        object.__setattr__(self, "mean", as_constant(mean))
+        object.__setattr__(self, "std", as_constant(std))
         super().__post_init__()
 
     @nn.compact

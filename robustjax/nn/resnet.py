@@ -29,12 +29,6 @@ from robustjax.nn.convnets import BN_EPSILON, BN_MOMENTUM, ZooModel
 __all__ = ["PreActResNet", "PreActBlock"]
 
 
-class _Identity(nn.Module):
-    @nn.compact
-    def __call__(self, x, use_running_average=None):
-        return x
-
-
 def _norm(normalization: str, train: bool, name: str):
     if normalization == "batch":
         return nn.BatchNorm(use_running_average=not train, momentum=BN_MOMENTUM,

@@ -1,14 +1,16 @@
 """Registry of the papers' networks: ``create(name, num_classes, **kw)`` and ``model_names()``.
 
-| name            | class            | paper (where the architecture is stated)                  |
-|-----------------|------------------|-----------------------------------------------------------|
-| ``mlp``         | ``MLP``          | Farnia et al. 2019 (003), §5.3: 1-2 hidden layers of 512 ELU |
-| ``sgr_cnn``     | ``SGRCNN``       | Roth et al. 2018, SGR (001), Table 5 (``width=mnist|cifar``) |
-| ``soar_cnn``    | ``SOARCNN``      | Ma et al., SOAR (004), App. C                              |
-| ``cnn7``        | ``CNN7``         | Roth, Kilcher & Hofmann 2019 (000), §5.1 / App. 7.3        |
-| ``alexnet_small`` | ``AlexNetSmall`` | Zhang et al. 2017 App. A, used by Farnia et al. (003)   |
-| ``elu_net``     | ``ELUNet``       | Sinha et al. 2018, used by Farnia et al. (003)             |
-| ``resnet``      | ``PreActResNet`` | He et al. 2016, used by Wen et al. 2020 (002) (``depth=20|56``) |
+=================  ================  ========================================================
+name               class             paper (where the architecture is stated)
+=================  ================  ========================================================
+``mlp``            ``MLP``           Farnia et al. 2019 (003), §5.3: 1-2 hidden layers, 512 ELU
+``sgr_cnn``        ``SGRCNN``        Roth et al. 2018, SGR (001), Table 5 (``width``)
+``soar_cnn``       ``SOARCNN``       Ma et al., SOAR (004), App. C
+``cnn7``           ``CNN7``          Roth, Kilcher & Hofmann 2019 (000), §5.1 / App. 7.3
+``alexnet_small``  ``AlexNetSmall``  Zhang et al. 2017, App. A; used by Farnia et al. (003)
+``elu_net``        ``ELUNet``        Sinha et al. 2018; used by Farnia et al. (003)
+``resnet``         ``PreActResNet``  He et al. 2016; used by Wen et al. 2020 (002) (``depth``)
+=================  ================  ========================================================
 
 Every model: ``model.apply(variables, x, train=False) -> logits[B, K]``, first layer
 ``Standardize(mean, std)``, dense/conv layers built through the ``dense`` / ``conv``

@@ -54,6 +54,11 @@ def build_model(config, num_classes: int):
     """The model of ``config`` with the dataset's standardization as its first layer."""
     mean, std = rj_data.dataset_stats(config.dataset)
     kwargs = dict(config.get("model_kwargs", {}) or {})
+    if config.get("sn_beta", None) is not None:
+        # every Dense/Conv bounded by W / max(1, σ(W)/β) (Farnia et al. eq. 9)
+        sn = dict(config.get("sn_kwargs", {}) or {})
+        return rj_nn.spectral_normalized(config.model, num_classes, beta=float(config.sn_beta),
+                                         mean=mean, std=std, **sn, **kwargs)
     return rj_nn.create(config.model, num_classes, mean=mean, std=std, **kwargs)
 
 
@@ -84,17 +89,53 @@ def build_run(config) -> Run:
     )
 
 
+def method_kwargs_of(config, train_data) -> dict:
+    """The method's hyper-parameters, with radii given relative to E‖x‖₂ resolved.
+
+    With ``relative_to_mean_norm: True`` (Farnia et al. §5: ε = 0.05·E‖x‖₂, WRM γ = 0.002 or
+    0.04·E‖x‖₂), ``eps``, ``step_size`` and ``gamma`` are multiplied by the mean ℓ2 norm of
+    the training images.
+    """
+    kwargs = dict(config.get("method_kwargs", {}) or {})
+    if kwargs.pop("relative_to_mean_norm", False):
+        images = np.asarray(train_data.images)
+        mean_norm = float(np.mean(np.sqrt(np.sum(images.reshape(len(images), -1) ** 2, axis=1))))
+        for name in ("eps", "step_size", "gamma"):
+            if kwargs.get(name) is not None:
+                kwargs[name] = float(kwargs[name]) * mean_norm
+    return kwargs
+
+
 def initial_state(run: Run, tx) -> TrainState:
     """The train state before the first step (deterministic in ``config.seed``)."""
     config = run.config
-    method_kwargs = dict(config.get("method_kwargs", {}) or {})
-    return create_train_state(
-        run.model,
-        tx,
-        key=jax.random.PRNGKey(config.seed),
+    method_kwargs = method_kwargs_of(config, run.train_data)
+    state = create_train_state(run.model, tx, key=jax.random.PRNGKey(config.seed), input_shape=run.input_shape)
+    images = np.asarray(run.train_data.images[:2000])
+    method_state = init_method_state(
+        config.method,
+        model=run.model,
+        variables=state.variables(),
         input_shape=run.input_shape,
-        method_state=init_method_state(config.method, **method_kwargs),
+        batch_size=config.batch_size,
+        key=jax.random.fold_in(jax.random.PRNGKey(config.seed), 7),
+        data_variance=float(np.mean(np.var(images.reshape(len(images), -1), axis=0))),
+        **method_kwargs,
     )
+    state = state.replace(method_state=method_state)
+    if config.get("init_from", None):
+        state = _init_from_run(state, config.init_from)
+    return state
+
+
+def _init_from_run(state: TrainState, workdir) -> TrainState:
+    """Start from the parameters and model state of another run's newest checkpoint (fine-tuning)."""
+    source_run, source = load_run(workdir)
+    del source_run
+    same = jax.tree_util.tree_structure(source.params) == jax.tree_util.tree_structure(state.params)
+    if not same:
+        raise ValueError(f"init_from={str(workdir)!r}: that run's model has different parameters")
+    return state.replace(params=source.params, model_state=source.model_state)
 
 
 def epoch_key(seed: int, epoch: int) -> jax.Array:
@@ -155,8 +196,7 @@ def fit(config, workdir: str | os.PathLike, *, resume: bool = False, progress: b
     check_batch_divisible(eval_batch_size, mesh, name="eval_batch_size")
 
     tx = make_optimizer(config.optimizer, steps_per_epoch=run.steps_per_epoch, epochs=config.epochs)
-    method_kwargs = dict(config.get("method_kwargs", {}) or {})
-    objective = make_objective(config.method, run.model, **method_kwargs)
+    objective = make_objective(config.method, run.model, **method_kwargs_of(config, run.train_data))
     augment = rj_data.augment_pad_crop_flip if config.get("augment", False) else None
     step_fn = jit_train_step(objective=objective, tx=tx, mesh=mesh, augment=augment)
     eval_fn = jit_eval_step(model=run.model, mesh=mesh)

@@ -22,9 +22,16 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import math
+
 import jax
 import jax.numpy as jnp
 import optax
+from jax import lax
+
+from robustjax import attacks
+from robustjax import regularizers
+from robustjax.core.validation import check_choice, check_nonnegative, check_positive, check_positive_int
 
 Objective = Callable[[Any, Any, tuple, jax.Array], tuple[jax.Array, dict]]
 
@@ -78,7 +85,325 @@ def erm(model) -> Objective:
     return objective
 
 
-OBJECTIVES: dict[str, Callable[..., Objective]] = {"erm": erm}
+
+# --------------------------------------------------------------------------------------------
+# Adversarial training (Madry et al.; Farnia et al. eq. 5-7; SGR eq. 3; Wen App. B.1)
+# --------------------------------------------------------------------------------------------
+
+ATTACKS = ("pgd_linf", "pgd_l2", "fgm", "fgsm", "wrm")
+
+
+def _craft(attack, logits_fn, x, y, key, *, eps, steps, step_size, random_start, gamma, clip):
+    if attack in ("pgd_linf", "pgd_l2"):
+        norm = jnp.inf if attack == "pgd_linf" else 2
+        return attacks.pgd(logits_fn, x, y, eps=eps, norm=norm, step_size=step_size, steps=steps,
+                           key=key if random_start else None, random_start=random_start, clip=clip)
+    if attack in ("fgm", "fgsm"):
+        return attacks.fgm(logits_fn, x, y, eps=eps, norm=2 if attack == "fgm" else jnp.inf, clip=clip)
+    return attacks.wrm(logits_fn, x, y, gamma=gamma, steps=steps, step_size=step_size, clip=clip)
+
+
+def adversarial(
+    model,
+    *,
+    attack: str = "pgd_linf",
+    eps: float | None = None,
+    steps: int = 10,
+    step_size: float | None = None,
+    random_start: bool = True,
+    gamma: float | None = None,
+    lam: float = 1.0,
+    labels: str = "true",
+    clip: tuple[float, float] | None = (0.0, 1.0),
+) -> Objective:
+    """Adversarial training: ``(1 − λ)·ℓ(x, y) + λ·ℓ(x_adv, y)`` (SGR eq. 3; λ = 1 is Madry et al.).
+
+    ``attack`` ∈ {pgd_linf, pgd_l2, fgm, fgsm, wrm} (Farnia et al. eq. 5–7); ``labels="true"``
+    attacks the true labels, ``"predicted"`` the model's predictions (no label leaking, SGR
+    §4 and Farnia §5). The adversarial batch is crafted on the inference-mode model and then
+    treated as a constant (Danskin's theorem: the gradient of the inner maximum is the
+    gradient at the maximizer). With λ < 1 the clean and adversarial batches go through one
+    train-mode pass together, so BatchNorm sees the mixed batch.
+    """
+    check_choice(attack, name="method_kwargs.attack", allowed=ATTACKS)
+    check_choice(labels, name="method_kwargs.labels", allowed=("true", "predicted"))
+    check_nonnegative(lam, name="method_kwargs.lam")
+    if lam > 1:
+        raise ValueError(f"method_kwargs.lam must be in [0, 1] for adversarial training; got {lam!r}")
+    steps = check_positive_int(steps, name="method_kwargs.steps")
+    if attack == "wrm":
+        check_positive(gamma if gamma is not None else float("nan"), name="method_kwargs.gamma")
+    else:
+        check_positive(eps if eps is not None else float("nan"), name="method_kwargs.eps")
+        if attack.startswith("pgd"):
+            step_size = 2.5 * eps / steps if step_size is None else step_size
+            check_positive(step_size, name="method_kwargs.step_size")
+
+    def objective(params, state, batch, key):
+        x, y = batch
+        logits_fn = inference_logits_fn(model, lax.stop_gradient(params), state.model_state)
+        target = None if labels == "predicted" else y
+        x_adv = lax.stop_gradient(_craft(attack, logits_fn, x, target, key, eps=eps, steps=steps,
+                                         step_size=step_size, random_start=random_start,
+                                         gamma=gamma, clip=clip))
+        if lam < 1:
+            logits, model_state = train_mode_logits(model, params, state.model_state,
+                                                    jnp.concatenate([x, x_adv]))
+            clean_logits, adv_logits = jnp.split(logits, 2)
+            clean = classification_metrics(clean_logits, y)
+            adv = classification_metrics(adv_logits, y)
+            loss = (1 - lam) * clean["loss"] + lam * adv["loss"]
+        else:
+            adv_logits, model_state = train_mode_logits(model, params, state.model_state, x_adv)
+            adv = classification_metrics(adv_logits, y)
+            clean = {"accuracy": jnp.mean(jnp.argmax(logits_fn(x), -1) == y)}
+            loss = adv["loss"]
+        metrics = {"loss": loss, "accuracy": clean["accuracy"], "adv_loss": adv["loss"],
+                   "adv_accuracy": adv["accuracy"]}
+        return loss, {"metrics": metrics, "model_state": model_state, "method_state": state.method_state}
+
+    return objective
+
+
+# --------------------------------------------------------------------------------------------
+# Data-dependent spectral norm regularization (Roth, Kilcher & Hofmann 2019, eq. 12-13)
+# --------------------------------------------------------------------------------------------
+
+
+def snr(model, *, lam: float = 1e-2, eps: float = 1.75, iters: int = 10, form: str = "sos") -> Objective:
+    """ERM + λ · data-dependent spectral norm penalty (Roth et al. 2019, eq. 12 or 13).
+
+    ``form="sos"``: ‖f(x + ε v) − f(x)‖² (eq. 13, what the paper trained with, Table 1:
+    λ = 1e-2, ε = 1.75, 10 iterations); ``form="jacobian"``: (uᵀ J v)² (eq. 12). The
+    power-iteration vectors are warm-started from the previous step's (kept in the method
+    state as ``v``) and held constant in the penalty (``stop_gradient``). The penalty runs
+    the model in inference mode (BatchNorm with running statistics).
+    """
+    check_nonnegative(lam, name="method_kwargs.lam")
+    check_choice(form, name="method_kwargs.form", allowed=("sos", "jacobian"))
+    iters = check_positive_int(iters, name="method_kwargs.iters")
+    if form == "sos":
+        check_positive(eps, name="method_kwargs.eps")
+
+    def objective(params, state, batch, key):
+        del key
+        x, y = batch
+        logits, model_state = train_mode_logits(model, params, state.model_state, x)
+        metrics = classification_metrics(logits, y)
+        logits_fn = inference_logits_fn(model, params, state.model_state)
+        v0 = state.method_state["v"]
+        if form == "sos":
+            penalty, v = regularizers.sos_spectral_penalty(logits_fn, x, eps=eps, iters=iters, v0=v0)
+        else:
+            penalty, v = regularizers.jacobian_spectral_penalty(logits_fn, x, iters=iters, v0=v0)
+        loss = metrics["loss"] + lam * penalty
+        metrics = {**metrics, "ce_loss": metrics["loss"], "loss": loss, "penalty": penalty}
+        return loss, {"metrics": metrics, "model_state": model_state,
+                      "method_state": {"v": lax.stop_gradient(v)}}
+
+    return objective
+
+
+def _snr_state(*, key, batch_size, input_shape, **_):
+    v = jax.random.normal(key, (batch_size, *input_shape), jnp.float32)
+    norms = jnp.sqrt(jnp.sum(v * v, axis=tuple(range(1, v.ndim)), keepdims=True))
+    return {"v": v / norms}
+
+
+# --------------------------------------------------------------------------------------------
+# Global spectral norm regularization (Yoshida & Miyato 2017; Roth et al. 2019, eq. 9-10)
+# --------------------------------------------------------------------------------------------
+
+
+def global_snr(model, *, lam: float = 3e-4, iters: int = 1) -> Objective:
+    """ERM + λ/2 Σ_l σ(W_l)² over every Dense/Conv operator (Roth et al. 2019, eq. 10).
+
+    σ is the norm of each layer's true linear operator (convolutions at their input shape,
+    Farnia et al. Algorithm 1), by one persistent power iteration per step; Roth's Table 1
+    uses λ = 3e-4.
+    """
+    from robustjax.analysis.layer_spectra import collect_layers, penalty_layers
+
+    check_nonnegative(lam, name="method_kwargs.lam")
+    iters = check_positive_int(iters, name="method_kwargs.iters")
+
+    def objective(params, state, batch, key):
+        del key
+        x, y = batch
+        logits, model_state = train_mode_logits(model, params, state.model_state, x)
+        metrics = classification_metrics(logits, y)
+        # layer geometry is static: found by tracing the model once (no runtime cost)
+        infos = collect_layers(model, {"params": params, **state.model_state}, x.shape[1:])
+        layers = penalty_layers(params, infos)
+        penalty, vectors = regularizers.global_spectral_penalty(layers, state.method_state["v"], lam=lam, iters=iters)
+        loss = metrics["loss"] + penalty
+        metrics = {**metrics, "ce_loss": metrics["loss"], "loss": loss, "penalty": penalty}
+        new_state = {"v": tuple(lax.stop_gradient(v) for v in vectors)}
+        return loss, {"metrics": metrics, "model_state": model_state, "method_state": new_state}
+
+    return objective
+
+
+def _global_snr_state(*, model, variables, input_shape, key, **_):
+    from robustjax.analysis.layer_spectra import collect_layers, penalty_layers
+
+    layers = penalty_layers(variables["params"], collect_layers(model, variables, input_shape))
+    return {"v": regularizers.global_spectral_state_init(layers, key=key)}
+
+
+# --------------------------------------------------------------------------------------------
+# Structured gradient regularization and gradient-norm regularization (Roth et al. 2018)
+# --------------------------------------------------------------------------------------------
+
+SGR_SOURCES = ("gradient", "sign", "fgsm", "pgd")
+
+
+def sgr(
+    model,
+    *,
+    lam: float = 1.0,
+    kind: str = "function",
+    source: str = "fgsm",
+    eps: float = 32 / 255,
+    beta: float = 0.1,
+    max_distance: int | None = None,
+    steps: int = 10,
+) -> Objective:
+    """ERM + λ · SGR ½ gᵀ Σ̂ g with a running covariance of adversarial perturbations (SGR Alg. 1).
+
+    Every step: perturbations ξ from ``source`` (loss gradient, its sign, FGSM or PGD at
+    radius ``eps``, crafted on the predicted labels — no label leaking), the EMA update
+    Σ̂ ← (1 − β) Σ̂ + β Cov(ξ) (β = 0.1), then the penalty with Σ̂ rescaled to the data's mean
+    variance and held constant (``stop_gradient``); λ is the noise-to-signal ratio. ``kind``:
+    ``function`` (covariance function of rounded pixel displacement, eq. 16; a convolution
+    of the gradient image), ``full`` (dense D×D) or ``diagonal``.
+    """
+    check_nonnegative(lam, name="method_kwargs.lam")
+    check_choice(source, name="method_kwargs.source", allowed=SGR_SOURCES)
+    check_choice(kind, name="method_kwargs.kind", allowed=("function", "full", "diagonal"))
+    check_positive(eps, name="method_kwargs.eps")
+
+    def objective(params, state, batch, key):
+        x, y = batch
+        logits, model_state = train_mode_logits(model, params, state.model_state, x)
+        metrics = classification_metrics(logits, y)
+        logits_fn = inference_logits_fn(model, lax.stop_gradient(params), state.model_state)
+        xi = regularizers.perturbations(logits_fn, x, None, source=source, eps=eps, key=key,
+                                        steps=steps)
+        covariance = regularizers.covariance_update(state.method_state, lax.stop_gradient(xi), beta=beta)
+        covariance = jax.tree_util.tree_map(lax.stop_gradient, covariance)
+        live_fn = inference_logits_fn(model, params, state.model_state)
+        penalty = regularizers.sgr_penalty(live_fn, x, y, covariance=covariance)
+        loss = metrics["loss"] + lam * penalty
+        metrics = {**metrics, "ce_loss": metrics["loss"], "loss": loss, "penalty": penalty}
+        return loss, {"metrics": metrics, "model_state": model_state, "method_state": covariance}
+
+    return objective
+
+
+def _sgr_state(*, input_shape, data_variance, kind="function", max_distance=None, **_):
+    return regularizers.covariance_init(kind, tuple(input_shape), data_variance=data_variance,
+                                        max_distance=max_distance)
+
+
+def gn(model, *, lam: float = 1.0) -> Objective:
+    """ERM + λ · ½‖∇ₓ log φ_y(x)‖² (gradient-norm regularization, SGR with Σ = I)."""
+    check_nonnegative(lam, name="method_kwargs.lam")
+
+    def objective(params, state, batch, key):
+        del key
+        x, y = batch
+        logits, model_state = train_mode_logits(model, params, state.model_state, x)
+        metrics = classification_metrics(logits, y)
+        penalty = regularizers.gradient_norm_penalty(inference_logits_fn(model, params, state.model_state), x, y)
+        loss = metrics["loss"] + lam * penalty
+        metrics = {**metrics, "ce_loss": metrics["loss"], "loss": loss, "penalty": penalty}
+        return loss, {"metrics": metrics, "model_state": model_state, "method_state": state.method_state}
+
+    return objective
+
+
+# --------------------------------------------------------------------------------------------
+# SOAR (Ma, Faghri & Farahmand 2020)
+# --------------------------------------------------------------------------------------------
+
+
+@jax.custom_vjp
+def clip_gradient_norm(tree, max_norm):
+    """Identity on ``tree`` whose backward pass clips the cotangent's global ℓ2 norm to ``max_norm``."""
+    return tree
+
+
+def _clip_fwd(tree, max_norm):
+    return tree, max_norm
+
+
+def _clip_bwd(max_norm, g):
+    norm = optax.global_norm(g)
+    scale = jnp.minimum(1.0, max_norm / jnp.maximum(norm, 1e-12))
+    return jax.tree_util.tree_map(lambda t: t * scale, g), jnp.zeros_like(max_norm)
+
+
+clip_gradient_norm.defvjp(_clip_fwd, _clip_bwd)
+
+
+def soar(
+    model,
+    *,
+    lam: float = 0.5,
+    eps: float = 8 / 255,
+    alpha: float = 8 / 255,
+    init: str = "pgd1",
+    norm: float | str = "inf",
+    norm_clip: float = 10.0,
+    reg_grad_clip: float = 30.0,
+    hvp: str = "fd",
+    clip: tuple[float, float] | None = (0.0, 1.0),
+) -> Objective:
+    """Loss at x' + λ · SOAR R(x'; z, h) (Ma et al. eq. 11–12, App. A and C).
+
+    x' is the evaluation point (``init``: zero = x, random = x + η, pgd1 = one PGD step, the
+    paper's choice); R's norm term is clipped to [0, ``norm_clip``] and, as in the authors'
+    code, the gradient of λR with respect to the parameters is clipped to global norm
+    ``reg_grad_clip`` (30) before it joins the loss gradient (via :func:`clip_gradient_norm`).
+    The paper fine-tunes a standard model: set ``init_from`` in the config to its workdir.
+    """
+    check_nonnegative(lam, name="method_kwargs.lam")
+    check_positive(eps, name="method_kwargs.eps")
+    check_positive(alpha, name="method_kwargs.alpha")
+    check_positive(reg_grad_clip, name="method_kwargs.reg_grad_clip")
+    norm_value = math.inf if str(norm).lower() in ("inf", "linf") else float(norm)
+
+    def objective(params, state, batch, key):
+        point_key, reg_key = jax.random.split(key)
+        x, y = batch
+        frozen = inference_logits_fn(model, lax.stop_gradient(params), state.model_state)
+        x_eval = lax.stop_gradient(regularizers.soar_evaluation_point(
+            frozen, x, y, init=init, eps=eps, key=point_key, norm=norm_value, clip=clip))
+        logits, model_state = train_mode_logits(model, params, state.model_state, x_eval)
+        metrics = classification_metrics(logits, y)
+        clipped = clip_gradient_norm(params, jnp.asarray(reg_grad_clip / max(lam, 1e-12), jnp.float32))
+        penalty = regularizers.soar_penalty(
+            inference_logits_fn(model, clipped, state.model_state), x_eval, y, eps=eps, alpha=alpha,
+            key=reg_key, norm=norm_value, hvp=hvp, norm_clip=norm_clip)
+        loss = metrics["loss"] + lam * penalty
+        metrics = {**metrics, "ce_loss": metrics["loss"], "loss": loss, "penalty": penalty}
+        return loss, {"metrics": metrics, "model_state": model_state, "method_state": state.method_state}
+
+    return objective
+
+
+OBJECTIVES: dict[str, Callable[..., Objective]] = {
+    "erm": erm,
+    "adversarial": adversarial,
+    "snr": snr,
+    "global_snr": global_snr,
+    "sgr": sgr,
+    "gn": gn,
+    "soar": soar,
+}
+
+_STATE_INITS = {"snr": _snr_state, "global_snr": _global_snr_state, "sgr": _sgr_state}
 
 
 def make_objective(name: str, model, **kwargs) -> Objective:
@@ -88,7 +413,18 @@ def make_objective(name: str, model, **kwargs) -> Objective:
     return OBJECTIVES[name](model, **kwargs)
 
 
-def init_method_state(name: str, **kwargs) -> Any:
-    """The initial method state of ``name`` (``{}`` for methods without state)."""
-    del name, kwargs
-    return {}
+def init_method_state(name: str, *, model=None, variables=None, input_shape=(), batch_size=1,
+                      key=None, data_variance=None, **kwargs) -> Any:
+    """The initial method state of ``name`` (``{}`` for methods without state).
+
+    ``snr``: random unit vectors ``v[batch_size, *input_shape]``; ``global_snr``: one
+    converged power-iteration vector per Dense/Conv layer; ``sgr``: an empty covariance estimate.
+    """
+    if name not in OBJECTIVES:
+        raise ValueError(f"method must be one of {sorted(OBJECTIVES)}; got {name!r}")
+    init = _STATE_INITS.get(name)
+    if init is None:
+        return {}
+    key = jax.random.PRNGKey(0) if key is None else key
+    return init(model=model, variables=variables, input_shape=tuple(input_shape),
+                batch_size=batch_size, key=key, data_variance=data_variance, **kwargs)

@@ -1,0 +1,142 @@
+"""Every method's objective: runs jitted in the train step, matches an independent computation of
+its loss, keeps gradients where the papers put them, and rejects bad hyper-parameters."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+from robustjax import attacks, nn as rj_nn, regularizers
+from robustjax.training.objectives import (
+    clip_gradient_norm,
+    init_method_state,
+    make_objective,
+)
+from robustjax.training.state import create_train_state
+from robustjax.training.step import train_step
+
+KEY = jax.random.PRNGKey(0)
+
+
+def _setup(model_name="mlp", batch=8, **model_kw):
+    model = rj_nn.create(model_name, 3, **model_kw)
+    x = jax.random.uniform(jax.random.PRNGKey(1), (batch, 6, 6, 1))
+    y = jnp.arange(batch) % 3
+    return model, x, y
+
+
+def _state(model, x, method, **kw):
+    tx = optax.sgd(0.1)
+    state = create_train_state(model, tx, key=KEY, input_shape=x.shape[1:])
+    ms = init_method_state(method, model=model, variables=state.variables(), input_shape=x.shape[1:],
+                           batch_size=x.shape[0], key=KEY, data_variance=0.1, **kw)
+    return state.replace(method_state=ms), tx
+
+
+METHODS = [
+    ("erm", {}),
+    ("adversarial", {"attack": "pgd_linf", "eps": 0.1, "steps": 3}),
+    ("adversarial", {"attack": "pgd_l2", "eps": 0.5, "steps": 3, "random_start": False}),
+    ("adversarial", {"attack": "fgsm", "eps": 0.1, "lam": 0.5, "labels": "predicted"}),
+    ("adversarial", {"attack": "fgm", "eps": 0.5}),
+    ("adversarial", {"attack": "wrm", "gamma": 1.0, "steps": 3}),
+    ("snr", {"form": "sos", "eps": 0.5, "iters": 3}),
+    ("snr", {"form": "jacobian", "iters": 3}),
+    ("global_snr", {"lam": 1e-2}),
+    ("sgr", {"lam": 0.5, "kind": "function", "source": "fgsm", "eps": 0.1}),
+    ("sgr", {"lam": 0.5, "kind": "diagonal", "source": "sign", "eps": 0.1}),
+    ("gn", {"lam": 1.0}),
+    ("soar", {"lam": 0.5, "eps": 0.1, "alpha": 0.1}),
+]
+
+
+@pytest.mark.parametrize("method, kw", METHODS, ids=[f"{m}-{i}" for i, (m, _) in enumerate(METHODS)])
+def test_every_method_trains_jitted_with_finite_loss(method, kw):
+    model, x, y = _setup("sgr_cnn" if method == "global_snr" else "mlp", **({"width": "mnist"} if method == "global_snr" else {}))
+    if method == "global_snr":
+        x = jax.random.uniform(jax.random.PRNGKey(1), (8, 28, 28, 1))
+    state, tx = _state(model, x, method, **kw)
+    objective = make_objective(method, model, **kw)
+    step = jax.jit(lambda s, b: train_step(s, b, objective=objective, tx=tx))
+    losses = []
+    for _ in range(3):
+        state, metrics = step(state, (x, y))
+        losses.append(float(metrics["loss"]))
+    assert np.all(np.isfinite(losses))
+    assert int(state.step) == 3
+    assert all(np.all(np.isfinite(np.asarray(l))) for l in jax.tree_util.tree_leaves(state.params))
+
+
+def test_adversarial_loss_is_cross_entropy_at_the_pgd_point():
+    model, x, y = _setup()
+    state, _ = _state(model, x, "adversarial")
+    kw = {"attack": "pgd_linf", "eps": 0.1, "steps": 3, "step_size": 0.05, "random_start": False}
+    loss, aux = make_objective("adversarial", model, **kw)(state.params, state, (x, y), KEY)
+    logits_fn = lambda z: model.apply(state.variables(), z, train=False)
+    x_adv = attacks.pgd(logits_fn, x, y, eps=0.1, norm=jnp.inf, step_size=0.05, steps=3, random_start=False)
+    expected = optax.softmax_cross_entropy_with_integer_labels(logits_fn(x_adv), y).mean()
+    np.testing.assert_allclose(loss, expected, rtol=1e-5)
+    assert float(expected) > float(optax.softmax_cross_entropy_with_integer_labels(logits_fn(x), y).mean())
+
+
+def test_gn_loss_and_parameter_gradient_match_independent_computation():
+    model, x, y = _setup()
+    state, _ = _state(model, x, "gn")
+    objective = make_objective("gn", model, lam=2.0)
+
+    def reference(params):
+        f = lambda z: model.apply({"params": params}, z, train=False)
+        ce = optax.softmax_cross_entropy_with_integer_labels(f(x), y).mean()
+        g = jax.vmap(jax.grad(lambda xi, yi: jax.nn.log_softmax(f(xi[None]))[0, yi]))(x, y)
+        return ce + 2.0 * 0.5 * jnp.mean(jnp.sum(g.reshape(len(x), -1) ** 2, axis=1))
+
+    (loss, _), grads = jax.value_and_grad(objective, has_aux=True)(state.params, state, (x, y), KEY)
+    ref_loss, ref_grads = jax.value_and_grad(reference)(state.params)
+    np.testing.assert_allclose(loss, ref_loss, rtol=1e-5)
+    for a, b in zip(jax.tree_util.tree_leaves(grads), jax.tree_util.tree_leaves(ref_grads)):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+
+
+def test_snr_warm_start_state_advances_and_penalty_matches_regularizer():
+    model, x, y = _setup()
+    state, _ = _state(model, x, "snr", iters=4)
+    objective = make_objective("snr", model, form="jacobian", lam=0.1, iters=4)
+    loss, aux = objective(state.params, state, (x, y), KEY)
+    logits_fn = lambda z: model.apply(state.variables(), z, train=False)
+    penalty, v = regularizers.jacobian_spectral_penalty(logits_fn, x, iters=4, v0=state.method_state["v"])
+    np.testing.assert_allclose(aux["metrics"]["penalty"], penalty, rtol=1e-5)
+    np.testing.assert_allclose(aux["method_state"]["v"], v, rtol=1e-5, atol=1e-6)
+    assert not np.allclose(aux["method_state"]["v"], state.method_state["v"])
+
+
+def test_clip_gradient_norm_clips_only_the_backward_pass():
+    w = {"a": jnp.array([3.0, 4.0]), "b": jnp.array([0.0])}
+    f = lambda t: jnp.sum(clip_gradient_norm(t, jnp.float32(1.0))["a"] * jnp.array([3.0, 4.0]))
+    np.testing.assert_allclose(f(w), 25.0)
+    g = jax.grad(f)(w)
+    np.testing.assert_allclose(g["a"], np.array([3.0, 4.0]) / 5.0, rtol=1e-6)
+    g_small = jax.grad(lambda t: jnp.sum(clip_gradient_norm(t, jnp.float32(10.0))["a"] * 0.1))(w)
+    np.testing.assert_allclose(g_small["a"], [0.1, 0.1], rtol=1e-6)
+
+
+@pytest.mark.parametrize(
+    "method, kw, match",
+    [
+        ("adversarial", {"attack": "pgd_linf", "eps": 0.1, "lam": -0.1}, "lam"),
+        ("adversarial", {"attack": "cw", "eps": 0.1}, "attack"),
+        ("adversarial", {"attack": "pgd_linf", "eps": 0.0}, "eps"),
+        ("adversarial", {"attack": "wrm"}, "gamma"),
+        ("snr", {"lam": -1.0}, "lam"),
+        ("snr", {"eps": 0.0}, "eps"),
+        ("sgr", {"source": "deepfool"}, "source"),
+        ("sgr", {"kind": "sparse"}, "kind"),
+        ("soar", {"eps": -1.0}, "eps"),
+        ("gn", {"lam": -2.0}, "lam"),
+        ("nope", {}, "method"),
+    ],
+)
+def test_bad_hyper_parameters(method, kw, match):
+    model, _, _ = _setup()
+    with pytest.raises(ValueError, match=match):
+        make_objective(method, model, **kw)
