@@ -77,6 +77,8 @@ def test_bad_other_arguments():
         A.pgd(f, X, Y, eps=0.1, norm=2, step_size=-1.0, steps=2, key=KEY)
     with pytest.raises(ValueError, match="temperature"):
         A.pgd(f, X, Y, eps=0.1, temperature=0.0, **PGD)
+    with pytest.raises(ValueError, match="unroll"):
+        A.pgd(f, X, Y, eps=0.1, unroll=0, **PGD)
     with pytest.raises(ValueError, match="overshoot"):
         A.deepfool(f, X, overshoot=-0.1)
     with pytest.raises(ValueError, match="logits_fn"):

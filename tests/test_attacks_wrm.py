@@ -1,7 +1,6 @@
 """WRM: the reference schedule against a NumPy re-derivation, and the Lagrangian optimality."""
 
 import math
-from functools import partial
 
 import jax
 import jax.numpy as jnp

@@ -134,3 +134,12 @@ def test_conv_bad_geometry_raises():
         conv_apply(jnp.zeros((1, 6, 6, 2)), k, padding="FULL")
     with pytest.raises(ValueError, match="padding"):
         conv_apply(jnp.zeros((1, 6, 6, 2)), k, padding=((1, 2, 3),))
+
+
+@pytest.mark.parametrize("unroll", [True, 1, 3])
+def test_unroll_options_agree(unroll):
+    mats = np.random.default_rng(5).normal(size=(2, 4, 3)).astype(np.float32)
+    ref = power_iteration(*_matrix_ops(mats), jnp.ones((2, 3)), iters=6, unroll=False)
+    out = power_iteration(*_matrix_ops(mats), jnp.ones((2, 3)), iters=6, unroll=unroll)
+    for a, b in zip(ref, out):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)

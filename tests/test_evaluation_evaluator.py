@@ -247,6 +247,12 @@ def test_dataset_object_and_mapping_inputs():
     a = E.evaluate(f, DS(), suite=s, batch_size=4, key=0, progress=False)
     b = E.evaluate(f, {"images": x, "labels": y}, suite=s, batch_size=4, key=0, progress=False)
     np.testing.assert_array_equal(a.result("FGSM").success, b.result("FGSM").success)
+    # Attacking the predicted labels (SGR §7.2) changes nothing on clean-correct points.
+    c = E.evaluate(f, (x, y), suite=s, batch_size=4, key=0, progress=False,
+                   attack_labels="predicted")
+    cc = a.clean_correct
+    np.testing.assert_array_equal(c.result("FGSM").success[cc], a.result("FGSM").success[cc])
+    assert c.accuracy("FGSM") == a.accuracy("FGSM")
 
 
 # ---------------------------------------------------------------------------------------------

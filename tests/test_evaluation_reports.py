@@ -121,7 +121,7 @@ def test_json_is_robustbench_style(report, tmp_path):
                         md.split("## Per attack")[1].splitlines() if line.startswith("|"))
     png = (tmp_path / "robustness.png").read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000
-    assert paths["robustness.json"] == str(tmp_path / "robustness.json")
+    assert paths == [str(tmp_path / n) for n in E.REPORT_FILES]
 
 
 def test_write_reports_is_atomic(report, tmp_path, monkeypatch):
@@ -154,3 +154,17 @@ def test_table_lists_every_result_and_the_worst_case(report):
     rows = report.rows()
     assert len(rows) == len(report.results)
     assert all(0.0 <= r["accuracy"] <= report.clean_accuracy for r in rows)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("suite", sorted(E.SUITES))
+def test_every_registered_suite_runs(suite):
+    rng = np.random.default_rng(0)
+    w = jnp.asarray(rng.normal(size=(8 * 8 * 3, 4)), jnp.float32)
+    f = lambda xx: xx.reshape(xx.shape[0], -1) @ w  # noqa: E731
+    x = rng.random((5, 8, 8, 3)).astype(np.float32)
+    y = rng.integers(0, 4, 5).astype(np.int32)
+    rep = E.evaluate(f, (x, y), suite=suite, batch_size=4, key=0, progress=False)
+    E.check_invariants(rep)
+    assert not [w for w in rep.warnings if w.name == "attack_exceeds_budget"]
+    assert len(rep.results) >= sum(max(len(s.eps), 1) for s in E.get_suite(suite))

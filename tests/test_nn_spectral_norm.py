@@ -259,6 +259,9 @@ def _train_and_check(model, x, beta, steps=5, lr=0.02):
         name = [p.key for p in path if hasattr(p, "key")][-2]
         if kernel.ndim == 2:
             sigmas.append(np.linalg.norm(np.asarray(kernel, np.float64), 2))
+        elif np.prod(shapes[name]) <= 2000:  # explicit operator matrix and SVD
+            mat = explicit_conv_matrix(kernel, shapes[name], **mods[name])
+            sigmas.append(np.linalg.svd(mat, compute_uv=False)[0])
         else:  # conv_operator_norm is itself checked against explicit SVDs above
             sigmas.append(float(conv_operator_norm(kernel, shapes[name], iters=500, **mods[name])))
     assert len(sigmas) >= 3

@@ -22,8 +22,12 @@ SCRIPT = textwrap.dedent(
     model_name, out = sys.argv[1], sys.argv[2]
     config = base_config()
     config.model = model_name
-    config.model_kwargs = {"width": "mnist"} if model_name == "sgr_cnn" else {}
+    config.model_kwargs = {"depth": 8} if model_name == "resnet" else {}
     config.batch_size = 32
+    # SGD: Adam divides by sqrt(v), which turns last-bit differences of near-zero gradient
+    # entries (different summation order on 4 devices) into visible parameter differences.
+    config.optimizer.name = "sgd"
+    config.optimizer.learning_rate = 0.05
     mesh = data_mesh()
     run = build_run(config)
     tx = make_optimizer(config.optimizer, steps_per_epoch=run.steps_per_epoch, epochs=1)
@@ -61,9 +65,12 @@ def _run(model_name, devices, tmp_path):
 
 
 def test_four_devices_equal_one_device_with_batchnorm(tmp_path):
-    # cnn7 has BatchNorm: its train-mode statistics must be computed over the whole global batch.
-    losses1, leaves1 = _run("cnn7", 1, tmp_path)
-    losses4, leaves4 = _run("cnn7", 4, tmp_path)
+    # The pre-activation ResNet has BatchNorm: its train-mode statistics must be computed over
+    # the whole global batch, not per device. (cnn7 is not used here: at initialization on
+    # MNIST its first two layers' float32 gradients are ill-conditioned — 1-device float32
+    # and float64 differ by ~40% — so no two summation orders agree to 1e-5.)
+    losses1, leaves1 = _run("resnet", 1, tmp_path)
+    losses4, leaves4 = _run("resnet", 4, tmp_path)
     np.testing.assert_allclose(losses4, losses1, rtol=1e-5, atol=1e-5)
     assert len(leaves1) == len(leaves4)
     for a, b in zip(leaves1, leaves4):

@@ -114,6 +114,14 @@ def run_jitted(body: Callable, arrays: tuple, static: dict, traced_hint: tuple =
     return fn(*arrays)
 
 
+def check_unroll(unroll: Any) -> None:
+    """``unroll`` must be a bool or an integer ≥ 1 (``lax.fori_loop``'s unroll factor)."""
+    if isinstance(unroll, bool):
+        return
+    if not isinstance(unroll, int) or unroll < 1:
+        raise ValueError(f"unroll must be True, False or an integer >= 1; got {unroll!r}")
+
+
 def check_eps(eps: Any, name: str = "eps") -> Any:
     return V.check_nonnegative(eps, name=name)
 
@@ -135,10 +143,13 @@ def norm_value(norm: Any) -> float:
 
 def enforce_ball(x: jax.Array, x_adv: jax.Array, *, eps: Any, norm: float) -> jax.Array:
     """Undo float32 rounding of ``x + δ`` that can put ``x_adv`` a fraction of an ulp outside
-    the ε-ball: only examples (ℓ2) or coordinates (ℓ∞) whose computed ``‖x_adv − x‖`` exceeds
-    ``eps`` are pulled back (one ulp towards ``x`` for ℓ∞; radial shrink by ``1 − 1e-6`` of the
-    excess for ℓ2). Exact values are untouched, so analytic results are unchanged. Pulling
-    towards ``x`` never leaves a ``clip`` range that contains ``x`` and ``x_adv``.
+    the ε-ball (relative excess up to ``ulp(x)/ε``, i.e. 1e-5 for ε = 0.01 on [0, 1] images).
+
+    ℓ∞: coordinates with ``|x_adv − x| > eps`` move one ulp towards ``x``. ℓ2: examples whose
+    computed ``‖x_adv − x‖`` exceeds ``eps`` are rescaled to radius ``eps`` and then every
+    coordinate moves one ulp towards ``x`` (which removes the ≤ ½-ulp rounding of the rescale).
+    Values already inside are untouched; moving towards ``x`` never leaves a ``clip`` range
+    that contains both ``x`` and ``x_adv``.
     """
     from robustjax.core import norms as N
 
@@ -149,6 +160,6 @@ def enforce_ball(x: jax.Array, x_adv: jax.Array, *, eps: Any, norm: float) -> ja
     n = N.l2_norm(d)
     over = n > eps
     shape = (-1,) + (1,) * (x.ndim - 1)
-    factor = (jnp.asarray(eps, x.dtype) / jnp.maximum(n, 1e-30)) * (1.0 - 1e-6)
-    shrunk = x + d * factor.reshape(shape)
+    factor = jnp.asarray(eps, x.dtype) / jnp.maximum(n, 1e-30)
+    shrunk = jnp.nextafter(x + d * factor.reshape(shape), x)
     return jnp.where(over.reshape(shape), shrunk, x_adv)

@@ -73,6 +73,7 @@ def wrm(
     x, y, clip, _ = C.validate_common(logits_fn, x, y, clip=clip)
     V.check_positive(gamma, name="gamma")
     steps = V.check_positive_int(steps, name="steps")
+    C.check_unroll(unroll)
     if step_size is not None:
         V.check_positive(step_size, name="step_size")
         step_size = C.as_static_float(step_size)

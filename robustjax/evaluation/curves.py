@@ -78,13 +78,12 @@ def accuracy_vs_eps(
             p["step_size_factor"] = 2.5 / steps if step_size_factor is None else step_size_factor
     name = attack if isinstance(attack, str) else getattr(attack, "__name__", "attack")
     spec_norm = norm if kind in ("fgm", "pgd", "uniform", "custom") else None
+    if kind == "deepfool":
+        p.pop("steps", None)
     spec = _suites.AttackSpec(name, attack, eps=tuple(eps), norm=spec_norm, params=p, clip=clip)
     report = evaluate(logits_fn, data, suite=[spec], batch_size=batch_size, key=key,
                       progress=progress, name=f"accuracy vs eps ({name})")
-    if kind == "deepfool":
-        rs = [report.result(name, e) for e in spec.eps]
-    else:
-        rs = [report.result(name, e) for e in spec.eps]
+    rs = [report.result(name, e) for e in spec.eps]
     acc = np.array([np.mean(r.robust_mask(report.clean_correct)) for r in rs])
     return AccuracyCurve(
         eps=np.array(values), accuracy=acc, clean_accuracy=report.clean_accuracy, attack=name,

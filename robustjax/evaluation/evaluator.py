@@ -166,6 +166,7 @@ class AttackResult:
     norm_linf: np.ndarray
     finite: np.ndarray
     extras: dict = dataclasses.field(default_factory=dict)
+    lp: bool = False  # the threat model is an ℓp ball (nested in larger balls of the same norm)
 
     @property
     def perturbation_norm(self) -> np.ndarray:
@@ -260,13 +261,27 @@ class RobustnessReport:
             groups.setdefault(r.threat, []).append(r)
         return groups
 
-    def robust_mask(self, threat: str) -> np.ndarray:
-        """Pointwise worst case: clean-correct and no attack of ``threat`` succeeds."""
+    def members(self, threat: str) -> list[AttackResult]:
+        """The results that count for ``threat``: its own, and for an ℓp ball those of every
+        smaller ball of the same norm (an adversarial example found within ε' < ε also lies in
+        the ε-ball, so the worst case is monotone in ε)."""
         groups = self.threat_models()
         if threat not in groups:
             raise ValueError(f"unknown threat model {threat!r}; known: {list(groups)}")
+        own = groups[threat]
+        out = list(own)
+        if own[0].lp:
+            for t, rs in groups.items():
+                r0 = rs[0]
+                if t != threat and r0.lp and r0.norm == own[0].norm and r0.eps < own[0].eps:
+                    out.extend(rs)
+        return out
+
+    def robust_mask(self, threat: str) -> np.ndarray:
+        """Pointwise worst case: clean-correct and no attack of ``threat`` (or of a smaller ball
+        of the same norm, see :meth:`members`) succeeds."""
         broken = np.zeros(self.n, bool)
-        for r in groups[threat]:
+        for r in self.members(threat):
             broken |= r.success & r.evaluated
         return self.clean_correct & ~broken
 
@@ -425,6 +440,25 @@ def _plan(specs: Sequence[AttackSpec], key: jax.Array, scale: float | None) -> l
                 threat = f"{spec.name} {spec.strength_name}={label}"
             runs.append(_Run(spec, strength, label, eps, threat, _run_key(key, spec.name, label)))
     return runs
+
+
+def _skip_order(run: _Run, index: int) -> tuple:
+    """ℓp runs first, by (norm, ε); then the others in suite order."""
+    if run.spec.is_lp and run.eps is not None:
+        return (0, float(run.spec.norm), run.eps, index)
+    return (1, 0.0, 0.0, index)
+
+
+def _inherited(broken: dict, runs: list[_Run], run: _Run, n: int) -> np.ndarray:
+    """Points broken under ``run``'s threat model or an ℓp ball of the same norm inside it."""
+    out = broken.get(run.threat, np.zeros(n, bool)).copy()
+    if run.spec.is_lp and run.eps is not None:
+        for other in runs:
+            if (other.threat in broken and other.threat != run.threat and other.spec.is_lp
+                    and other.spec.norm == run.spec.norm and other.eps is not None
+                    and other.eps < run.eps):
+                out |= broken[other.threat]
+    return out
 
 
 def _run_key(key: jax.Array, name: str, label: str) -> jax.Array:
@@ -621,54 +655,68 @@ def evaluate(
             "evaluated": np.zeros(n, bool),
         })
 
-    determinism = None
     from tqdm.auto import tqdm
 
-    bar = tqdm(total=n, desc=f"evaluate [{suite_name}]", unit="ex", disable=not progress,
+    def load(sel: np.ndarray):
+        psel = _pad(sel, batch_size)
+        xs = jnp.asarray(np.asarray(images[psel], np.float32))
+        ys = jnp.asarray(np.asarray(labels[psel], np.int32))
+        return psel, xs, ys
+
+    def attack_batch(run: _Run, st: dict, sel: np.ndarray, psel, xs, ys) -> np.ndarray:
+        ya = jnp.asarray(clean["pred"][psel]) if attack_labels == "predicted" else ys
+        res = jax.device_get(
+            run.fn(xs, ya, ys, jnp.asarray(psel, jnp.int32), run.base_key, run.arg))
+        k = sel.size
+        for f in ("pred", "margin", "norm_l2", "norm_linf", "rel_l2", "finite"):
+            st[f][sel] = res[f][:k]
+        st["evaluated"][sel] = True
+        return res["pred"][:k] != labels[sel]
+
+    determinism = None
+    total = n * (1 + (0 if skip_broken else len(runs)))
+    bar = tqdm(total=total, desc=f"evaluate [{suite_name}]", unit="ex", disable=not progress,
                leave=False)
     try:
+        # Clean pass (and, without skip_broken, every attack on the same chunk).
         for idx in _chunks(n, batch_size):
-            pidx = _pad(idx, batch_size)
-            x = jnp.asarray(np.asarray(images[pidx], np.float32))
-            y = jnp.asarray(np.asarray(labels[pidx], np.int32))
+            psel, x, y = load(idx)
             if determinism is None:
                 determinism = _determinism(logits_fn, np.asarray(x[: min(len(idx), 32)]))
             out = jax.device_get(clean_fn(x, y))
-            m = len(idx)
             for k in clean:
-                clean[k][idx] = out[k][:m]
-            correct = clean["pred"][idx] == labels[idx]
-            broken = {}  # threat -> bool over the chunk (skip_broken bookkeeping)
-            for run, st in zip(runs, store):
-                if skip_broken:
-                    if run.threat is None:  # DeepFool spans several ℓ2 thresholds
-                        alive = correct.copy()
-                    else:
-                        alive = correct & ~broken.get(run.threat, np.zeros(m, bool))
-                    sel = idx[alive]
-                else:
-                    sel = idx
-                if sel.size == 0:
-                    continue
-                psel = _pad(sel, batch_size)
-                if sel is idx:
-                    xs, ys = x, y
-                else:
-                    xs = jnp.asarray(np.asarray(images[psel], np.float32))
-                    ys = jnp.asarray(np.asarray(labels[psel], np.int32))
-                ya = jnp.asarray(clean["pred"][psel]) if attack_labels == "predicted" else ys
-                bar.set_postfix_str(f"{run.spec.name} {run.label}", refresh=False)
-                res = jax.device_get(run.fn(xs, ya, ys, jnp.asarray(psel, jnp.int32), run.base_key,
-                                           run.arg))
-                k = sel.size
-                for f in ("pred", "margin", "norm_l2", "norm_linf", "rel_l2", "finite"):
-                    st[f][sel] = res[f][:k]
-                st["evaluated"][sel] = True
-                if skip_broken and run.threat is not None:
-                    succ = np.zeros(m, bool)
-                    succ[np.searchsorted(idx, sel)] = res["pred"][:k] != labels[sel]
-                    broken[run.threat] = broken.get(run.threat, np.zeros(m, bool)) | succ
+                clean[k][idx] = out[k][: len(idx)]
             bar.update(len(idx))
+            if not skip_broken:
+                for run, st in zip(runs, store):
+                    bar.set_postfix_str(f"{run.spec.name} {run.label}", refresh=False)
+                    attack_batch(run, st, idx, psel, x, y)
+                    bar.update(len(idx))
+        if skip_broken:
+            # Attack by attack over the points still robust, compacted into full batches:
+            # ℓp runs by (norm, ε) ascending, so a point broken in a smaller ball of the same
+            # norm (which lies inside the larger one) is never attacked again.
+            correct = clean["pred"] == labels
+            broken: dict[str, np.ndarray] = {}
+            order = sorted(range(len(runs)), key=lambda i: _skip_order(runs[i], i))
+            bar.total = n + len(order) * int(correct.sum())
+            bar.refresh()
+            for i in order:
+                run, st = runs[i], store[i]
+                if run.threat is None:  # DeepFool spans several ℓ2 thresholds
+                    alive = correct.copy()
+                else:
+                    alive = correct & ~_inherited(broken, runs, run, n)
+                sel_all = np.flatnonzero(alive)
+                bar.set_postfix_str(f"{run.spec.name} {run.label}", refresh=False)
+                succ_all = np.zeros(n, bool)
+                for start in range(0, sel_all.size, batch_size):
+                    sel = sel_all[start : start + batch_size]
+                    psel, xs, ys = load(sel)
+                    succ_all[sel] = attack_batch(run, st, sel, psel, xs, ys)
+                bar.update(int(correct.sum()))
+                if run.threat is not None:
+                    broken[run.threat] = broken.get(run.threat, np.zeros(n, bool)) | succ_all
     finally:
         bar.close()
 
@@ -709,7 +757,7 @@ def _results_of(run: _Run, st: dict, labels: np.ndarray, specs, scale) -> list[A
     )
     if spec.kind not in _suites.MINIMAL_KINDS:
         return [AttackResult(threat=run.threat, eps=run.eps, eps_label=run.label,
-                             success=changed, **common)]
+                             success=changed, lp=spec.is_lp, **common)]
     # DeepFool: one run, thresholded at each ℓ2 ε (success: adversarial with ‖δ‖₂ ≤ ε).
     ev = st["evaluated"]
     rho = float(np.mean(st["rel_l2"][ev])) if np.any(ev) else None
@@ -721,5 +769,5 @@ def _results_of(run: _Run, st: dict, labels: np.ndarray, specs, scale) -> list[A
         within = changed & (st["norm_l2"] <= eps * (1 + 1e-6))
         out.append(AttackResult(threat=threat_label(2.0, eps), eps=eps,
                                 eps_label=_suites.format_strength(spec, nominal),
-                                success=within, extras=dict(extras), **common))
+                                success=within, extras=dict(extras), lp=True, **common))
     return out

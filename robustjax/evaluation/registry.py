@@ -105,7 +105,9 @@ def attack_call(spec: AttackSpec, strength: Any = None) -> Callable:
                     f"spec {spec.name!r} (pgd) needs '{req}' (or step_size_factor) in params"
                 )
         random_start = p.pop("random_start", True)
-        p.setdefault("unroll", False)  # 2x faster to compile, as fast to run (XLA:CPU, measured)
+        # unroll: the attack's default (fully unrolled). Measured on the SGR MNIST CNN, batch 128,
+        # XLA:CPU: PGD-20 runs 4.5x faster unrolled than as a while loop (7.5 s vs 33.5 s, loaded
+        # machine), at ~2x the compile time. Set params={"unroll": False} for very long attacks.
 
         def run(logits_fn, x, y, key, eps):
             return A.pgd(
@@ -116,7 +118,6 @@ def attack_call(spec: AttackSpec, strength: Any = None) -> Callable:
     elif kind == "wrm":
         _check_keys(spec, p, ("steps", "step_size", "unroll"))
         p.setdefault("steps", 15)
-        p.setdefault("unroll", False)
 
         def run(logits_fn, x, y, key, gamma):
             return A.wrm(logits_fn, x, y, gamma=gamma, clip=clip, **_step_size(spec, p, gamma))

@@ -161,12 +161,13 @@ def format_table(report) -> str:
     ]
     out += [line(row) for row in body]
     out.append("")
-    out.append("worst case over the attacks of each threat model (robust accuracy):")
+    out.append("robust accuracy: pointwise worst case over the attacks of each threat model "
+               "(an l_p ball includes the attacks in its smaller balls):")
     robust = report.robust_accuracy()
     tw = max(len(t) for t in robust) if robust else 0
     for t, a in robust.items():
-        n_att = len(report.threat_models()[t])
-        out.append(f"  {t.ljust(tw)}  {pct(a)}%  ({n_att} attack{'s' if n_att > 1 else ''})")
+        names = list(dict.fromkeys(r.attack for r in report.members(t)))
+        out.append(f"  {t.ljust(tw)}  {pct(a)}%  (worst of: {', '.join(names)})")
     if report.meta.get("skip_broken"):
         out.append("  (skip_broken: per-attack rows are cumulative worst cases in suite order)")
     out.append("")
@@ -195,7 +196,7 @@ def report_to_markdown(report) -> str:
     md += ["", "## Worst case per threat model", "", "| threat model | robust accuracy % | attacks |",
            "|---|---:|---|"]
     for t, a in report.robust_accuracy().items():
-        names = ", ".join(r.attack for r in report.threat_models()[t])
+        names = ", ".join(dict.fromkeys(r.attack for r in report.members(t)))
         md.append(f"| {t} | {pct(a)} | {names} |")
     md += ["", "## Per attack", "", "| " + " | ".join(header) + " |",
            "|" + "|".join("---:" if i >= 3 else "---" for i in range(len(header))) + "|"]
@@ -307,12 +308,13 @@ def _umask() -> int:
     return mask
 
 
-def write_reports(report, out_dir: str) -> dict[str, str]:
+def write_reports(report, out_dir: str) -> list[str]:
     """Write ``robustness.json``, ``robustness.md`` and ``robustness.png`` into ``out_dir``.
 
     Each file is written under a temporary name in ``out_dir`` and renamed (``os.replace``,
     atomic on POSIX) only after all three were written, JSON last; on any error the temporaries
-    are removed and earlier reports in ``out_dir`` stay untouched. Returns name -> path.
+    are removed and earlier reports in ``out_dir`` stay untouched. Returns the three paths
+    (JSON, Markdown, PNG).
     """
     if not isinstance(out_dir, (str, os.PathLike)):
         raise ValueError(f"out_dir must be a path; got {out_dir!r}")
@@ -335,12 +337,9 @@ def write_reports(report, out_dir: str) -> dict[str, str]:
             f.flush()
             os.fsync(f.fileno())
         plot_report(report, temps["robustness.png"])
-        final = {}
         for fname in ("robustness.png", "robustness.md", "robustness.json"):
-            dest = os.path.join(out_dir, fname)
-            os.replace(temps.pop(fname), dest)
-            final[fname] = dest
-        return final
+            os.replace(temps.pop(fname), os.path.join(out_dir, fname))
+        return [os.path.join(out_dir, fname) for fname in REPORT_FILES]
     finally:
         for tmp in temps.values():
             try:
