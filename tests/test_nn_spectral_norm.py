@@ -229,7 +229,7 @@ class TinyNet(nn.Module):
 
 def _train_and_check(model, x, beta, steps=5, lr=0.02):
     y = jnp.arange(x.shape[0]) % model_classes(model)
-    variables = model.init(jax.random.PRNGKey(0), x)
+    variables = jax.jit(model.init)(jax.random.PRNGKey(0), x)
     params, spectral = variables["params"], variables["spectral"]
 
     @jax.jit
@@ -251,7 +251,9 @@ def _train_and_check(model, x, beta, steps=5, lr=0.02):
         return next_fun(*args, **kwargs)
 
     with nn.intercept_methods(interceptor):
-        _, inter = model.apply({"params": params, "spectral": spectral}, x, mutable=["intermediates"])
+        jax.eval_shape(lambda: model.apply({"params": params, "spectral": spectral}, x))
+    _, inter = jax.jit(lambda p, s: model.apply({"params": p, "spectral": s}, x, mutable=["intermediates"]))(
+        params, spectral)
     sigmas = []
     flat = jax.tree_util.tree_flatten_with_path(inter["intermediates"])[0]
     mods = _conv_modules(model)

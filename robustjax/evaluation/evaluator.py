@@ -596,10 +596,12 @@ def evaluate(
       batch_size: examples per chunk (the last chunk is padded and masked).
       key: PRNG key (or int seed); per-example randomness is ``fold_in`` of it with the attack's
         name and strength and the example's global index.
-      skip_broken: attack only points that are still robust under the same threat model (clean
-        correct, not broken by an earlier attack of the suite). Saves time; per-attack accuracies
-        then are the cumulative worst case in suite order, and the masking checks that compare
-        attacks are skipped.
+      skip_broken: attack only points that are still robust (clean correct, not broken by an
+        earlier attack of the same threat model or, for ℓp balls, of a smaller ball of the same
+        norm), compacted into full batches, attack by attack: ℓp runs go by (norm, ε) ascending.
+        Saves most of the work on non-robust models and gives the same worst case; per-attack
+        accuracies are then cumulative worst cases in that order, and the masking checks that
+        compare attacks are skipped.
       attack_labels: ``"true"`` (default) or ``"predicted"``: the labels the attacks maximize the
         loss of (SGR §7.2 attacks predicted labels to avoid label leaking). Success is always
         measured against the true labels.

@@ -39,6 +39,17 @@ def _num(v: Any) -> Any:
     return v
 
 
+def _jsonable(v: Any) -> Any:
+    """Plain JSON values; NaN/inf become null (strict JSON has no NaN)."""
+    if isinstance(v, dict):
+        return {str(k): _jsonable(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [_jsonable(x) for x in v]
+    if isinstance(v, (str, type(None), bool, np.bool_, int, float, np.integer, np.floating)):
+        return _num(v)
+    return repr(v)
+
+
 def _params_json(params: dict) -> dict:
     out = {}
     for k, v in params.items():
@@ -94,7 +105,7 @@ def report_to_dict(report) -> dict[str, Any]:
                 for r in spec_rows
             ],
         })
-    meta = {k: _num(v) if not isinstance(v, (dict, list)) else v for k, v in report.meta.items()}
+    meta = _jsonable(report.meta)
     d = {
         "format": FORMAT,
         "name": report.meta.get("name", report.suite),
@@ -169,7 +180,8 @@ def format_table(report) -> str:
         names = list(dict.fromkeys(r.attack for r in report.members(t)))
         out.append(f"  {t.ljust(tw)}  {pct(a)}%  (worst of: {', '.join(names)})")
     if report.meta.get("skip_broken"):
-        out.append("  (skip_broken: per-attack rows are cumulative worst cases in suite order)")
+        out.append("  (skip_broken: per-attack rows are cumulative worst cases, in evaluation order: "
+                   "l_p attacks by (norm, eps), each in suite order, then the others)")
     out.append("")
     if report.warnings:
         out.append(f"gradient-masking warnings ({len(report.warnings)}):")
@@ -202,7 +214,8 @@ def report_to_markdown(report) -> str:
            "|" + "|".join("---:" if i >= 3 else "---" for i in range(len(header))) + "|"]
     md += ["| " + " | ".join(c.replace("|", "\\|") for c in row) + " |" for row in body]
     if report.meta.get("skip_broken"):
-        md += ["", "_skip_broken: per-attack rows are cumulative worst cases in suite order._"]
+        md += ["", "_skip_broken: per-attack rows are cumulative worst cases, in evaluation order "
+               "(ℓp attacks by (norm, ε), each in suite order, then the others)._"]
     md += ["", "## Gradient-masking checks", ""]
     if report.warnings:
         for w in report.warnings:
@@ -328,7 +341,7 @@ def write_reports(report, out_dir: str) -> list[str]:
             temps[fname] = tmp
             os.chmod(tmp, 0o666 & ~_umask())
         with open(temps["robustness.json"], "w", encoding="utf-8") as f:
-            json.dump(report_to_dict(report), f, indent=2, ensure_ascii=False)
+            json.dump(report_to_dict(report), f, indent=2, ensure_ascii=False, allow_nan=False)
             f.write("\n")
             f.flush()
             os.fsync(f.fileno())

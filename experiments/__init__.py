@@ -1,0 +1,1 @@
+"""Experiments reproducing the papers' claims (small CPU defaults; full-scale configs in configs/)."""
