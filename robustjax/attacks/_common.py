@@ -153,13 +153,20 @@ def enforce_ball(x: jax.Array, x_adv: jax.Array, *, eps: Any, norm: float) -> ja
     """
     from robustjax.core import norms as N
 
-    d = x_adv - x
+    # The correction is a rounding fix, not part of the attack's math: it is computed on
+    # stop_gradient values (``nextafter`` has no derivative) and added as a constant, so
+    # derivatives through the attack see the identity here.
+    xs, xa = jax.lax.stop_gradient(x), jax.lax.stop_gradient(x_adv)
+    d = xa - xs
     if norm == math.inf:
         over = jnp.abs(d) > N._expand(eps, d)
-        return jnp.where(over, jnp.nextafter(x_adv, x), x_adv)
-    n = N.l2_norm(d)
-    over = n > eps
-    shape = (-1,) + (1,) * (x.ndim - 1)
-    factor = jnp.asarray(eps, x.dtype) / jnp.maximum(n, 1e-30)
-    shrunk = jnp.nextafter(x + d * factor.reshape(shape), x)
-    return jnp.where(over.reshape(shape), shrunk, x_adv)
+        fixed = jnp.where(over, jnp.nextafter(xa, xs), xa)
+    else:
+        n = N.l2_norm(d)
+        over = n > eps
+        shape = (-1,) + (1,) * (x.ndim - 1)
+        factor = jnp.asarray(eps, x.dtype) / jnp.maximum(n, 1e-30)
+        shrunk = jnp.nextafter(xs + d * factor.reshape(shape), xs)
+        fixed = jnp.where(over.reshape(shape), shrunk, xa)
+    # fixed − xa is exact (nearby floats), so x_adv + (fixed − xa) == fixed in value.
+    return x_adv + jax.lax.stop_gradient(fixed - xa)
