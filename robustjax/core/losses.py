@@ -94,3 +94,16 @@ def adversarial_objective(
     if loss == "sos":
         return sum_of_squares(logits, target_logits)
     raise ValueError(f"loss must be one of {list(LOSSES)}; got {loss!r}")
+
+
+#: Reductions over the batch accepted by the regularizers' ``reduction`` argument.
+REDUCTIONS = ("mean", "sum", "none")
+
+
+def reduce_batch(per_example: jax.Array, reduction: str) -> jax.Array:
+    """Reduce per-example values ``[B]`` by ``reduction``: ``mean``, ``sum`` or ``none`` (as is)."""
+    if reduction == "mean":
+        return jnp.mean(per_example)
+    if reduction == "sum":
+        return jnp.sum(per_example)
+    return per_example

@@ -28,18 +28,11 @@ from typing import Any, Callable
 import jax
 import jax.numpy as jnp
 
+from robustjax.core.losses import REDUCTIONS, reduce_batch
 from robustjax.core import validation as V
 from robustjax.core.jacobian import jacobian_top_singular
 
-REDUCTIONS = ("mean", "sum", "none")
 
-
-def _reduce(per_example: jax.Array, reduction: str) -> jax.Array:
-    if reduction == "mean":
-        return jnp.mean(per_example)
-    if reduction == "sum":
-        return jnp.sum(per_example)
-    return per_example
 
 
 def _check_common(logits_fn: Callable, x: Any, iters: Any, key: Any, v0: Any, reduction: str):
@@ -93,7 +86,7 @@ def jacobian_spectral_penalty(
     u, v = _singular_vectors(logits_fn, x, iters=iters, key=key, v0=v0)
     _, jv = jax.jvp(logits_fn, (x,), (v.astype(x.dtype),))
     per_example = jnp.square(jnp.sum(u * jv, axis=-1))
-    return _reduce(per_example, reduction), v
+    return reduce_batch(per_example, reduction), v
 
 
 def sos_spectral_penalty(
@@ -121,4 +114,4 @@ def sos_spectral_penalty(
     _, v = _singular_vectors(logits_fn, x, iters=iters, key=key, v0=v0)
     diff = logits_fn(x + eps * v.astype(x.dtype)) - logits_fn(x)
     per_example = jnp.sum(jnp.square(diff), axis=-1)
-    return _reduce(per_example, reduction), v
+    return reduce_batch(per_example, reduction), v

@@ -25,6 +25,7 @@ import jax
 import jax.numpy as jnp
 
 from robustjax.attacks._common import num_classes_of
+from robustjax.core.losses import REDUCTIONS, reduce_batch
 from robustjax.core import losses as L
 from robustjax.core import validation as V
 from robustjax.regularizers.covariance import (
@@ -33,15 +34,7 @@ from robustjax.regularizers.covariance import (
     covariance_mean,
 )
 
-REDUCTIONS = ("mean", "sum", "none")
 
-
-def _reduce(per_example: jax.Array, reduction: str) -> jax.Array:
-    if reduction == "mean":
-        return jnp.mean(per_example)
-    if reduction == "sum":
-        return jnp.sum(per_example)
-    return per_example
 
 
 def _check(logits_fn, x, y, reduction):
@@ -113,7 +106,7 @@ def sgr_penalty(
                 raise ValueError(f"mean must have the shape of one example {x.shape[1:]}; got {mu.shape}")
             mu = jax.lax.stop_gradient(mu)  # μ is a fixed estimate, like Σ
         per_example = per_example - _per_example_dot(g, jnp.broadcast_to(mu.astype(g.dtype), g.shape))
-    return _reduce(per_example, reduction)
+    return reduce_batch(per_example, reduction)
 
 
 def gradient_norm_penalty(
@@ -129,4 +122,4 @@ def gradient_norm_penalty(
     """
     x, y = _check(logits_fn, x, y, reduction)
     g = log_likelihood_input_gradient(logits_fn, x, y)
-    return _reduce(0.5 * _per_example_dot(g, g), reduction)
+    return reduce_batch(0.5 * _per_example_dot(g, g), reduction)

@@ -37,6 +37,7 @@ import jax.numpy as jnp
 
 from robustjax.attacks._common import num_classes_of
 from robustjax.attacks.pgd import pgd
+from robustjax.core.losses import REDUCTIONS, reduce_batch
 from robustjax.core import losses as L
 from robustjax.core import norms as N
 from robustjax.core import validation as V
@@ -44,15 +45,7 @@ from robustjax.core.hvp import input_grad, input_hvp, input_hvp_finite_differenc
 
 HVP_METHODS = ("fd", "exact")
 INITS = ("zero", "random", "pgd1")
-REDUCTIONS = ("mean", "sum", "none")
 
-
-def _reduce(per_example: jax.Array, reduction: str) -> jax.Array:
-    if reduction == "mean":
-        return jnp.mean(per_example)
-    if reduction == "sum":
-        return jnp.sum(per_example)
-    return per_example
 
 
 def _check_model(logits_fn, x, y):
@@ -157,7 +150,7 @@ def soar_penalty(
     if norm_clip is not None:
         hz_norm = jnp.clip(hz_norm, 0.0, norm_clip)
     factor = 0.5 * soar_radius_squared(eps, d, norm=p)
-    return _reduce(factor * hz_norm, reduction)
+    return reduce_batch(factor * hz_norm, reduction)
 
 
 def soar_evaluation_point(
