@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 from tqdm.auto import tqdm
 
@@ -223,7 +222,6 @@ def fit(config, workdir: str | os.PathLike, *, resume: bool = False, progress: b
     state = jax.device_put(state, replicated(mesh))
     sharding = batch_sharding(mesh)
     history = [json.loads(line) for line in metrics_path.read_text().splitlines()] if metrics_path.exists() else []
-    show = progress if progress is not None else None
     for epoch in range(start_epoch + 1, config.epochs + 1):
         start = time.perf_counter()
         sums: dict[str, float] = {}
@@ -231,7 +229,7 @@ def fit(config, workdir: str | os.PathLike, *, resume: bool = False, progress: b
             rj_data.batches(run.train_data, config.batch_size, key=epoch_key(config.seed, epoch), drop_remainder=True),
             total=run.steps_per_epoch,
             desc=f"epoch {epoch}/{config.epochs}",
-            disable=None if show is None else not show,
+            disable=None if progress is None else not progress,
             leave=False,
         )
         for i, batch in enumerate(bar, start=1):
