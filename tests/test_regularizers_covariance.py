@@ -129,7 +129,7 @@ def test_covariance_function_apply_equals_dense_sigma(max_distance, fft_min_taps
     table = rng.normal(size=(c, c, r + 1))
     table = 0.5 * (table + table.transpose(1, 0, 2))
     state = CovarianceFunction(
-        jnp.asarray(table, jnp.float32), state.mean, jnp.ones((), jnp.int32), (h, w, c), r, None
+        jnp.asarray(table, jnp.float32), state.mean, jnp.ones((), jnp.int32), (h, w, c), r, None, False
     )
     dense = dense_from_table(table, h, w, r)
     g = rng.normal(size=(3, h, w, c))
@@ -137,7 +137,7 @@ def test_covariance_function_apply_equals_dense_sigma(max_distance, fft_min_taps
     np.testing.assert_allclose(out.reshape(3, -1), g.reshape(3, -1) @ dense, rtol=1e-4, atol=1e-5)
     np.testing.assert_allclose(np.asarray(covariance_matrix(state)), dense, rtol=1e-6, atol=1e-6)
     # Rescaling: mean diagonal of the dense matrix = data variance.
-    scaled = CovarianceFunction(state.table, state.mean, state.count, (h, w, c), r, 0.3)
+    scaled = CovarianceFunction(state.table, state.mean, state.count, (h, w, c), r, 0.3, False)
     np.testing.assert_allclose(np.mean(np.diag(np.asarray(covariance_matrix(scaled)))), 0.3, rtol=1e-5)
 
 
@@ -275,3 +275,70 @@ def test_bad_input_raises():
         perturbations(f, x, None, source="pgd", eps=0.1)
     assert float(covariance_scale(state)) == 1.0
     assert isinstance(as_covariance_state(jnp.eye(4), (4,)), FullCovariance)
+
+
+def circulant_psd_reference(table, h, w, max_distance):
+    """Independent reference for ``psd=True``: the dense block-circulant operator of the
+    function's kernel on the (h+kh) x (w+kw) torus, eigen-clipped with numpy.linalg.eigh as one
+    big matrix, then restricted to the image's pixels (row-major (h, w, c))."""
+    c = table.shape[0]
+    kh, kw = min(max_distance, h - 1), min(max_distance, w - 1)
+    ph, pw = h + kh, w + kw
+    n = ph * pw * c
+    circ = np.zeros((n, n))
+    for i in range(ph * pw):
+        for j in range(ph * pw):
+            pr, pc = divmod(i, pw)
+            qr, qc = divmod(j, pw)
+            # The displacement on the torus, folded into [-kh, kh] x [-kw, kw] when it exists.
+            dr = (pr - qr) % ph
+            dc = (pc - qc) % pw
+            dr = dr - ph if dr > kh else dr
+            dc = dc - pw if dc > kw else dc
+            if abs(dr) > kh or abs(dc) > kw:
+                continue
+            r = int(round(math.hypot(dr, dc)))
+            if r <= max_distance:
+                circ[i * c:(i + 1) * c, j * c:(j + 1) * c] = table[:, :, r]
+    evals, evecs = np.linalg.eigh(circ)
+    clipped = (evecs * np.clip(evals, 0, None)) @ evecs.T
+    idx = np.array([(r * pw + col) * c + k for r in range(h) for col in range(w) for k in range(c)])
+    return clipped[np.ix_(idx, idx)], evals.min()
+
+
+@pytest.mark.parametrize("max_distance,c", [(None, 1), (2, 2), (0, 2)])
+def test_psd_projection_matches_dense_eigen_clipping_of_the_circulant(max_distance, c):
+    """psd=True: covariance_apply/covariance_matrix equal the eigen-clipped dense circulant
+    (built and clipped in numpy, a different construction from the per-frequency FFT), the
+    result is PSD, and the rescaling uses its diagonal."""
+    rng = np.random.default_rng(7)
+    h, w = 5, 4
+    state = covariance_init("function", (h, w, c), max_distance=max_distance)
+    r = state.max_distance
+    table = rng.normal(size=(c, c, r + 1))
+    table = 0.5 * (table + table.transpose(1, 0, 2))
+    table[range(c), range(c), 0] = 2.0 + np.abs(table[range(c), range(c), 0])
+    state = CovarianceFunction(jnp.asarray(table, jnp.float32), state.mean, jnp.ones((), jnp.int32),
+                               (h, w, c), r, None, True)
+    ref, min_eig = circulant_psd_reference(table, h, w, r)
+    if max_distance is None:
+        assert min_eig < -1e-3  # the raw function is indefinite: the projection does something
+    dense = np.asarray(covariance_matrix(state))
+    np.testing.assert_allclose(dense, ref, rtol=1e-4, atol=1e-5)
+    assert np.linalg.eigvalsh(dense).min() > -1e-5 * np.abs(dense).max()
+    g = rng.normal(size=(3, h, w, c))
+    out = np.asarray(covariance_apply(state, jnp.asarray(g, jnp.float32)))
+    np.testing.assert_allclose(out.reshape(3, -1), g.reshape(3, -1) @ ref, rtol=1e-4, atol=1e-4)
+    scaled = CovarianceFunction(state.table, state.mean, state.count, (h, w, c), r, 0.3, True)
+    np.testing.assert_allclose(np.mean(np.diag(np.asarray(covariance_matrix(scaled)))), 0.3, rtol=1e-5)
+
+
+def test_psd_projection_leaves_a_valid_covariance_function_unchanged():
+    """A function that is already PSD on the torus (exp(-r) within radius 1, dominant centre)
+    is applied exactly as the raw function."""
+    h, w = 6, 5
+    table = np.array([[[1.0, 0.2]]])
+    raw = CovarianceFunction(jnp.asarray(table, jnp.float32), jnp.zeros((h, w, 1)), jnp.ones((), jnp.int32),
+                             (h, w, 1), 1, None, False)
+    psd = CovarianceFunction(raw.table, raw.mean, raw.count, (h, w, 1), 1, None, True)
+    np.testing.assert_allclose(np.asarray(covariance_matrix(psd)), np.asarray(covariance_matrix(raw)), atol=1e-6)

@@ -23,6 +23,16 @@ structure, so every function is jit-friendly):
   distance (autocorrelation by FFT); applying it to a gradient image is a 2-D convolution with
   the kernel ``K[Δ, c', c] = table[c, c', round‖Δ‖]`` — never a dense ``D × D`` matrix.
   ``max_distance`` truncates the function (0 beyond), which bounds the kernel size.
+  A function of rounded distance estimated this way is in general **not** a valid covariance:
+  the matrix it defines has negative eigenvalues (measured on an ERM-trained SGR MNIST CNN with
+  FGSM perturbations at ε = 32/255: smallest eigenvalue −25·c, largest +185·c), so ``½ gᵀΣg``
+  would *reward* gradients along those directions. By default (``psd=True``) the function is
+  applied as its nearest positive semi-definite stationary kernel: the kernel is laid out on a
+  torus of at least ``(H + R) × (W + R)`` pixels (``R`` the kernel half-width, so every
+  displacement inside the image keeps its own entry), its spectrum — one real symmetric
+  ``C × C`` matrix per spatial frequency — is clipped to non-negative eigenvalues, and ``Σ`` is
+  the restriction of that circulant operator to the image's pixels (a principal submatrix of a
+  PSD operator, hence PSD). ``psd=False`` applies the raw function as the paper describes.
 * ``"diagonal"`` — per-feature second moments only.
 
 Functional state: ``state = covariance_init(kind, x_shape, ...)``,
@@ -104,6 +114,7 @@ class CovarianceFunction:
     x_shape: tuple
     max_distance: int
     data_variance: float | None = None
+    psd: bool = True
 
     kind = "function"
 
@@ -172,6 +183,7 @@ def covariance_init(
     *,
     data_variance: float | None = None,
     max_distance: int | None = None,
+    psd: bool = True,
     dtype=jnp.float32,
 ) -> CovarianceState:
     """Empty SGR covariance state of ``kind`` for examples of shape ``x_shape`` (no batch axis).
@@ -185,7 +197,12 @@ def covariance_init(
         mean diagonal equals ``c`` (Algorithm 1). ``None``: no rescaling (raw second moments).
       max_distance: ``"function"`` only: largest rounded distance kept (default: the image
         diagonal, i.e. no truncation).
+      psd: ``"function"`` only: apply the nearest positive semi-definite stationary kernel
+        (spectral clipping, see the module docstring; default) instead of the raw function,
+        which in general has negative eigenvalues.
     """
+    if not isinstance(psd, (bool, np.bool_)):
+        raise ValueError(f"psd must be True or False; got {psd!r}")
     V.check_choice(kind, name="kind", allowed=KINDS)
     try:
         x_shape = tuple(int(s) for s in x_shape)
@@ -215,7 +232,7 @@ def covariance_init(
         max_distance = V.check_positive_int(max_distance, name="max_distance", minimum=0)
         max_distance = min(max_distance, full)
     table = jnp.zeros((c, c, max_distance + 1), dtype)
-    return CovarianceFunction(table, mean, count, x_shape, max_distance, data_variance)
+    return CovarianceFunction(table, mean, count, x_shape, max_distance, data_variance, bool(psd))
 
 
 def _check_state(state: Any, name: str = "state"):
@@ -300,6 +317,10 @@ def _mean_diagonal(state: CovarianceState) -> jax.Array:
         return jnp.mean(jnp.diagonal(state.second_moment))
     if isinstance(state, DiagonalCovariance):
         return jnp.mean(state.second_moment)
+    if state.psd:
+        # Σ_pp = k'(0) = mean over the torus frequencies of the clipped spectrum's diagonal.
+        spectrum = _psd_spectrum(state, state.table.dtype)
+        return jnp.mean(jnp.diagonal(spectrum, axis1=-2, axis2=-1))
     return jnp.mean(jnp.diagonal(state.table[:, :, 0]))
 
 
@@ -349,29 +370,66 @@ def _function_kernel(state: CovarianceFunction, dtype):
     return jnp.transpose(kernel, (2, 3, 1, 0)), (kh, kw)
 
 
-def _apply_function(state: CovarianceFunction, g: jax.Array) -> jax.Array:
-    """``(Σ g)[p, c] = Σ_{q, c'} table[c, c', round‖p − q‖] g[q, c']`` as a 2-D convolution.
+def _torus_shape(state: CovarianceFunction) -> tuple[int, int]:
+    """Torus ``(H + kh, W + kw)`` on which the kernel (half sizes ``kh, kw``) never overlaps
+    itself and a zero-padded image never wraps into its own output window."""
+    h, w, _ = state.x_shape
+    _, _, (kh, kw) = _kernel_index(h, w, state.max_distance)
+    return h + kh, w + kw
 
-    The kernel depends on ``|Δ|`` only, so correlation and convolution coincide. Small kernels
-    use ``lax.conv_general_dilated``; large ones a zero-padded FFT (size ≥ H + kh, W + kw, so
-    the circular wrap-around never reaches the output window).
+
+def _torus_kernel(state: CovarianceFunction, dtype) -> jax.Array:
+    """The function's kernel laid out on the torus ``[P, Q, C_in, C_out]``, ``Δ = 0`` at (0, 0)."""
+    kernel, (kh, kw) = _function_kernel(state, dtype)
+    ph, pw = _torus_shape(state)
+    c = state.x_shape[2]
+    wrapped = jnp.zeros((ph, pw, c, c), dtype)
+    wrapped = wrapped.at[: 2 * kh + 1, : 2 * kw + 1].set(kernel)
+    return jnp.roll(wrapped, shift=(-kh, -kw), axis=(0, 1))
+
+
+def _psd_spectrum(state: CovarianceFunction, dtype) -> jax.Array:
+    """Spectrum ``[P, Q, C, C]`` of the torus kernel with negative eigenvalues clipped to 0.
+
+    The kernel is even in ``Δ`` and symmetric in the channels, so its 2-D DFT is one real
+    symmetric ``C × C`` matrix per frequency (the imaginary part is rounding error and is
+    dropped). Clipping each matrix to its PSD part makes the circulant operator PSD.
+    """
+    spectrum = jnp.real(jnp.fft.fft2(_torus_kernel(state, dtype), axes=(0, 1)))
+    spectrum = 0.5 * (spectrum + jnp.swapaxes(spectrum, -1, -2))
+    if spectrum.shape[-1] == 1:
+        return jnp.maximum(spectrum, 0.0)
+    evals, evecs = jnp.linalg.eigh(spectrum)
+    return jnp.einsum("pqik,pqk,pqjk->pqij", evecs, jnp.maximum(evals, 0.0), evecs)
+
+
+def _apply_function(state: CovarianceFunction, g: jax.Array) -> jax.Array:
+    """``(Σ g)[p, c] = Σ_{q, c'} K[p − q, c', c] g[q, c']`` as a 2-D convolution.
+
+    Raw function (``psd=False``): ``K[Δ] = table[·, ·, round‖Δ‖]``; the kernel depends on
+    ``|Δ|`` only, so correlation and convolution coincide. Small kernels use
+    ``lax.conv_general_dilated``; large ones a zero-padded FFT on the torus of
+    :func:`_torus_shape` (the circular wrap-around never reaches the output window).
+    ``psd=True``: the same FFT with the clipped spectrum of :func:`_psd_spectrum`; zero-padding
+    ``g`` to the torus, circular convolution and cropping is the principal submatrix of the
+    PSD circulant operator.
     """
     h, w, c = state.x_shape
-    kernel, (kh, kw) = _function_kernel(state, g.dtype)
-    if (2 * kh + 1) * (2 * kw + 1) <= _FFT_MIN_TAPS:
-        return jax.lax.conv_general_dilated(
-            g,
-            kernel,
-            window_strides=(1, 1),
-            padding=((kh, kh), (kw, kw)),
-            dimension_numbers=("NHWC", "HWIO", "NHWC"),
-            precision=jax.lax.Precision.HIGHEST,
-        )
-    ph, pw = h + kh, w + kw
-    wrapped = jnp.zeros((ph, pw, c, c), g.dtype)
-    wrapped = wrapped.at[: 2 * kh + 1, : 2 * kw + 1].set(kernel)
-    wrapped = jnp.roll(wrapped, shift=(-kh, -kw), axis=(0, 1))  # Δ = 0 at index (0, 0)
-    kf = jnp.fft.rfft2(wrapped, axes=(0, 1))  # [ph, pw', C_in, C_out]
+    ph, pw = _torus_shape(state)
+    if state.psd:
+        kf = _psd_spectrum(state, g.dtype)[:, : pw // 2 + 1]  # real: the kernel is even
+    else:
+        kernel, (kh, kw) = _function_kernel(state, g.dtype)
+        if (2 * kh + 1) * (2 * kw + 1) <= _FFT_MIN_TAPS:
+            return jax.lax.conv_general_dilated(
+                g,
+                kernel,
+                window_strides=(1, 1),
+                padding=((kh, kh), (kw, kw)),
+                dimension_numbers=("NHWC", "HWIO", "NHWC"),
+                precision=jax.lax.Precision.HIGHEST,
+            )
+        kf = jnp.fft.rfft2(_torus_kernel(state, g.dtype), axes=(0, 1))  # [ph, pw', C_in, C_out]
     gf = jnp.fft.rfft2(g, s=(ph, pw), axes=(1, 2))  # [B, ph, pw', C_in]
     out = jnp.fft.irfft2(jnp.einsum("bpqi,pqio->bpqo", gf, kf), s=(ph, pw), axes=(1, 2))
     return out[:, :h, :w, :].astype(g.dtype)
@@ -403,6 +461,12 @@ def covariance_matrix(state: CovarianceState) -> jax.Array:
     rr, cc = np.meshgrid(np.arange(h), np.arange(w), indexing="ij")
     pos = np.stack([rr.reshape(-1), cc.reshape(-1)], axis=1)
     diff = pos[:, None, :] - pos[None, :, :]
+    if state.psd:
+        ph, pw = _torus_shape(state)
+        kernel = jnp.real(jnp.fft.ifft2(_psd_spectrum(state, state.table.dtype), axes=(0, 1)))
+        blocks = kernel[diff[..., 0] % ph, diff[..., 1] % pw]  # [p, q, c_in(q), c_out(p)]
+        dense = jnp.transpose(blocks, (0, 3, 1, 2)).reshape(h * w * c, h * w * c)
+        return scale * dense
     dist = np.rint(np.hypot(diff[..., 0], diff[..., 1])).astype(np.int64)
     mask = dist <= state.max_distance
     blocks = state.table[:, :, np.minimum(dist, state.max_distance)] * jnp.asarray(mask, state.table.dtype)

@@ -267,6 +267,7 @@ def sgr(
     eps: float = 32 / 255,
     beta: float = 0.1,
     max_distance: int | None = None,
+    psd: bool = True,
     steps: int = 10,
 ) -> Objective:
     """ERM + λ · SGR ½ gᵀ Σ̂ g with a running covariance of adversarial perturbations (SGR Alg. 1).
@@ -276,7 +277,10 @@ def sgr(
     Σ̂ ← (1 − β) Σ̂ + β Cov(ξ) (β = 0.1), then the penalty with Σ̂ rescaled to the data's mean
     variance and held constant (``stop_gradient``); λ is the noise-to-signal ratio. ``kind``:
     ``function`` (covariance function of rounded pixel displacement, eq. 16; a convolution
-    of the gradient image), ``full`` (dense D×D) or ``diagonal``.
+    of the gradient image), ``full`` (dense D×D) or ``diagonal``. ``psd`` (``function`` only,
+    default on): apply the covariance function's nearest PSD stationary kernel — the raw
+    rounded-distance function has negative eigenvalues, along which ½ gᵀΣg would reward large
+    gradients (see ``robustjax.regularizers.covariance``).
     """
     check_nonnegative(lam, name="method_kwargs.lam")
     check_choice(source, name="method_kwargs.source", allowed=SGR_SOURCES)
@@ -301,9 +305,9 @@ def sgr(
     return objective
 
 
-def _sgr_state(*, input_shape, data_variance, kind="function", max_distance=None, **_):
+def _sgr_state(*, input_shape, data_variance, kind="function", max_distance=None, psd=True, **_):
     return regularizers.covariance_init(kind, tuple(input_shape), data_variance=data_variance,
-                                        max_distance=max_distance)
+                                        max_distance=max_distance, psd=psd)
 
 
 def gn(model, *, lam: float = 1.0) -> Objective:
