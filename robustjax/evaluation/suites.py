@@ -19,6 +19,11 @@ The papers' own evaluation protocols are registered here under stable names (``l
   time), and WRM with Lagrangian coefficient γ = 0.04·E‖x‖₂ (MNIST) / 0.002·E‖x‖₂ (CIFAR10).
 * ``wen-linf`` — Wen et al. 2020 App. B.1: ℓ∞ PGD, 10 steps of 2/255, ε ∈ {4, 8, 16}/255.
 * ``roth-l2-pga`` — Roth et al. 2019 §5 / Fig. 3 left: ℓ2 PGA, 10 iterations, α = 2ε/iters.
+  The paper's radii (0.25 … 3.5, training ε = 1.75) are in standardized CIFAR-10 units (App.
+  7.3 standardizes each image "when passing it to the classifier"; 1.75 [0, 1]-pixels would be
+  far beyond "the smallest ε that fools almost all inputs"); here they are converted to [0, 1]
+  pixel units with σ = 0.2508, the RMS of CIFAR-10's per-channel stds (as in
+  ``configs/roth2019/``).
 * ``mnist-quick`` — small default for mnist-5k: FGSM and PGD-20 (ℓ∞) at ε ∈ {0.1, 0.2, 0.3}
   plus uniform noise in the same ℓ∞ balls.
 
@@ -335,7 +340,8 @@ SUITES: dict[str, tuple[AttackSpec, ...]] = {
     ),
     "roth-l2-pga": (
         AttackSpec(
-            "PGA-10", "pgd", eps=(0.25, 0.5, 1.0, 1.75, 2.5, 3.5), norm=2,
+            # (0.25, 0.5, 1.0, 1.75, 2.5, 3.5) standardized units × 0.2508
+            "PGA-10", "pgd", eps=(0.0627, 0.1254, 0.2508, 0.4389, 0.6271, 0.8779), norm=2,
             params={"steps": 10, "step_size_factor": 0.2, "random_start": True},
         ),
     ),
