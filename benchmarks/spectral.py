@@ -1,124 +1,114 @@
 """Speed and memory of per-example Jacobian power iteration (Roth et al. 2019, eq. 11).
 
-For the SGR MNIST CNN (``robustjax.nn.create("sgr_cnn", 10)``: conv32-conv32-pool-conv64-
-conv64-pool-fc200-fc200-fc10, 3x3 VALID, ReLU) at batch 128, prints
+For the SGR MNIST CNN (``benchmarks.common.build_model``) at batch 128 of mnist-5k digits:
 
-* time of ``jacobian_top_singular(iters=10)`` ÷ (10 × one batched jvp + vjp), for each way
-  of forming J·v / Jᵀ·u (``linearize`` + ``linear_transpose``, ``jvp``/``vjp`` re-evaluated,
-  ``vjp`` + its transpose);
-* peak memory of that call ÷ peak memory of one ERM training step (cross-entropy,
-  ``value_and_grad``, SGD update), from XLA's compiled memory analysis
-  (``jax.jit(f).lower(...).compile().memory_analysis()``: arguments + outputs + temporaries −
-  aliased);
+* ``jacobian_top_singular(iters=10)`` ÷ (10 × one batched ``jax.jvp`` + ``jax.vjp`` of the model
+  at the same inputs), for each way of forming J·v / Jᵀ·u (``JACOBIAN_METHODS``: ``linearize`` +
+  ``linear_transpose`` (the default), ``jvp``/``vjp`` re-evaluated, ``vjp`` + its transpose).
+  One iteration is one J·v and one Jᵀ·u, so 1.0 means the loop costs exactly its passes; the
+  denominator's jvp and vjp each include a forward pass, which ``linearize`` does only once.
+* peak memory of that call ÷ peak memory of one plain ERM gradient step (cross-entropy,
+  ``value_and_grad`` in the parameters, SGD update), from XLA's compiled memory analysis.
 
-medians of ``--repeats`` (≥ 5) timed runs after one warm-up. Run:
-``python benchmarks/spectral.py [--batch 128] [--repeats 7]``. Ratios are measured in one
-run on one machine; absolute times are printed for reference only.
+Medians of ``--repeats`` (≥ 5) interleaved runs after a warm-up. Run alone:
+``python benchmarks/spectral.py [--batch 128] [--repeats 7]``.
 """
 
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
+import sys
+from functools import partial
+from pathlib import Path
+
+if __package__ in (None, ""):  # run as a script: make ``benchmarks`` importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import jax
 import jax.numpy as jnp
 
+from benchmarks import common
 from robustjax.core.jacobian import JACOBIAN_METHODS, jacobian_top_singular
 
-
-def build_model():
-    try:
-        from robustjax.nn import create
-
-        return create("sgr_cnn", 10), "robustjax.nn.create('sgr_cnn', 10)"
-    except (ImportError, AttributeError):  # the zoo is not there: the same network inline
-        import flax.linen as nn
-
-        class SGRMnist(nn.Module):
-            @nn.compact
-            def __call__(self, x, train=False):
-                for i, c in enumerate((32, 32, 64, 64)):
-                    x = nn.relu(nn.Conv(c, (3, 3), padding="VALID")(x))
-                    if i in (1, 3):
-                        x = nn.max_pool(x, (2, 2), (2, 2))
-                x = x.reshape(x.shape[0], -1)
-                x = nn.relu(nn.Dense(200)(x))
-                x = nn.relu(nn.Dense(200)(x))
-                return nn.Dense(10)(x)
-
-        return SGRMnist(), "inline conv32-conv32-pool-conv64-conv64-pool-fc200-fc200-fc10"
+ITERS = 10
 
 
-def peak_bytes(compiled) -> int:
-    m = compiled.memory_analysis()
-    return int(m.argument_size_in_bytes + m.output_size_in_bytes + m.temp_size_in_bytes
-               - m.alias_size_in_bytes)
-
-
-def median_time(fn, args, repeats):
-    jax.block_until_ready(fn(*args))  # warm-up (compilation)
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        jax.block_until_ready(fn(*args))
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
-
-
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--batch", type=int, default=128)
-    parser.add_argument("--iters", type=int, default=10)
-    parser.add_argument("--repeats", type=int, default=7)
-    args = parser.parse_args()
-    if args.repeats < 5:
-        parser.error("--repeats must be >= 5")
-
-    model, desc = build_model()
-    key = jax.random.PRNGKey(0)
-    x = jax.random.uniform(key, (args.batch, 28, 28, 1))
-    y = jax.random.randint(jax.random.PRNGKey(1), (args.batch,), 0, 10)
-    variables = model.init(key, x[:1])
-    params = variables["params"]
+def candidates(model, variables, x, y, *, methods=("linearize",), iters=ITERS,
+               with_erm=False) -> dict[str, common.Candidate]:
+    """``jvp_vjp`` (one batched jvp + vjp) and ``top_singular_<method>`` for each method;
+    ``erm_sgd_step`` too when ``with_erm`` (the memory reference)."""
     v0 = jax.random.normal(jax.random.PRNGKey(2), x.shape)
-    u0 = jax.random.normal(jax.random.PRNGKey(3), (args.batch, 10))
-
-    def logits_fn(p, z):
-        return model.apply({**variables, "params": p}, z)
+    u0 = jax.random.normal(jax.random.PRNGKey(3), (x.shape[0], common.NUM_CLASSES))
 
     @jax.jit
-    def one_jvp_vjp(p, x, v, u):
-        f = lambda z: logits_fn(p, z)  # noqa: E731
-        jv = jax.jvp(f, (x,), (v,))[1]
-        jtu = jax.vjp(f, x)[1](u)[0]
+    def one_jvp_vjp(v, xx, dv, du):
+        f = partial(model.apply, v)
+        jv = jax.jvp(f, (xx,), (dv,))[1]
+        jtu = jax.vjp(f, xx)[1](du)[0]
         return jv, jtu
 
-    @jax.jit
-    def erm_step(p, x, y):
-        def loss(p):
-            logp = jax.nn.log_softmax(logits_fn(p, x))
-            return -jnp.mean(jnp.take_along_axis(logp, y[:, None], 1))
+    out = {"jvp_vjp": common.Candidate(one_jvp_vjp, (variables, x, v0, u0))}
+    for method in methods:
+        def top(v, xx, dv, method=method):
+            return jacobian_top_singular(partial(model.apply, v), xx, iters=iters, v0=dv,
+                                         method=method)
 
-        l, g = jax.value_and_grad(loss)(p)
-        return jax.tree.map(lambda a, b: a - 0.01 * b, p, g), l
+        out[f"top_singular_{method}"] = common.Candidate(jax.jit(top), (variables, x, v0))
+    if with_erm:
+        @jax.jit
+        def erm_sgd_step(v, xx, yy):
+            def loss(p):
+                logp = jax.nn.log_softmax(model.apply({**v, "params": p}, xx))
+                return -jnp.mean(jnp.take_along_axis(logp, yy[:, None], 1))
 
-    print(f"model: {desc}; batch {args.batch}; {args.iters} power iterations; "
-          f"median of {args.repeats} runs; backend {jax.default_backend()}, {jax.device_count()} device(s)")
-    t_one = median_time(one_jvp_vjp, (params, x, v0, u0), args.repeats)
-    mem_erm = peak_bytes(erm_step.lower(params, x, y).compile())
-    t_erm = median_time(erm_step, (params, x, y), args.repeats)
-    print(f"one batched jvp+vjp: {t_one * 1e3:.2f} ms; one ERM step: {t_erm * 1e3:.2f} ms, "
-          f"peak {mem_erm / 2**20:.1f} MiB")
-    print(f"{'method':<16}{'time ms':>10}{'time / (iters x jvp+vjp)':>28}{'peak MiB':>10}{'peak / ERM step':>18}")
-    for method in JACOBIAN_METHODS:
-        fn = jax.jit(lambda p, x, v, method=method: jacobian_top_singular(
-            lambda z: logits_fn(p, z), x, iters=args.iters, v0=v, method=method))
-        mem = peak_bytes(fn.lower(params, x, v0).compile())
-        t = median_time(fn, (params, x, v0), args.repeats)
-        print(f"{method:<16}{t * 1e3:>10.2f}{t / (args.iters * t_one):>28.3f}"
-              f"{mem / 2**20:>10.1f}{mem / mem_erm:>18.3f}")
+            val, g = jax.value_and_grad(loss)(v["params"])
+            return jax.tree.map(lambda a, b: a - 0.01 * b, v["params"], g), val
+
+        out["erm_sgd_step"] = common.Candidate(erm_sgd_step, (variables, x, y))
+    return out
+
+
+def run(*, batch: int = 128, repeats: int = 7, iters: int = ITERS, methods=JACOBIAN_METHODS,
+        progress=None) -> dict:
+    model, variables, x, y, source = common.model_function(batch)
+    cands = candidates(model, variables, x, y, methods=methods, iters=iters, with_erm=True)
+    times = common.time_interleaved(cands, repeats=repeats, progress=progress)
+    unit = iters * times["jvp_vjp"]["median_s"]
+    erm_mem = times["erm_sgd_step"]["memory_bytes"]
+    rows = {}
+    for method in methods:
+        t = times[f"top_singular_{method}"]
+        rows[method] = {"ratio_to_iters_jvp_vjp": t["median_s"] / unit,
+                        "memory_ratio_to_erm_step": (t["memory_bytes"] / erm_mem
+                                                     if t["memory_bytes"] and erm_mem else None)}
+    return {"batch": batch, "repeats": repeats, "iters": iters, "data": source, "times": times,
+            "methods": rows}
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--batch", type=int, default=128)
+    parser.add_argument("--iters", type=int, default=ITERS)
+    parser.add_argument("--repeats", type=int, default=7)
+    args = parser.parse_args(argv)
+    if args.repeats < 5:
+        parser.error("--repeats must be >= 5")
+    res = run(batch=args.batch, repeats=args.repeats, iters=args.iters)
+    t = res["times"]
+    print(f"model: {common.MODEL_DESCRIPTION}; batch {args.batch}; {args.iters} power iterations; "
+          f"median of {args.repeats} interleaved runs; backend {jax.default_backend()}")
+    print(f"one batched jvp+vjp: {t['jvp_vjp']['median_s'] * 1e3:.2f} ms; one ERM SGD step: "
+          f"{t['erm_sgd_step']['median_s'] * 1e3:.2f} ms, peak "
+          f"{(t['erm_sgd_step']['memory_bytes'] or 0) / 2**20:.1f} MiB")
+    print(f"{'method':<16}{'time ms':>10}{'÷ (iters × jvp+vjp)':>22}{'peak MiB':>10}"
+          f"{'peak ÷ ERM step':>18}{'compile s':>11}")
+    for method, row in res["methods"].items():
+        tm = t[f"top_singular_{method}"]
+        mem = row["memory_ratio_to_erm_step"]
+        print(f"{method:<16}{tm['median_s'] * 1e3:>10.2f}{row['ratio_to_iters_jvp_vjp']:>22.3f}"
+              f"{(tm['memory_bytes'] or 0) / 2**20:>10.1f}{(mem or float('nan')):>18.3f}"
+              f"{tm['compile_s']:>11.1f}")
+    return res
 
 
 if __name__ == "__main__":

@@ -1,0 +1,438 @@
+"""One table of every performance goal of issue 7, measured in one run on this machine.
+
+Usage::
+
+    python -m benchmarks                       # everything; table on stdout, JSON to
+                                               # benchmarks/results/latest.json
+    python benchmarks/run.py --markdown        # the same, plus the table as Markdown
+    python -m benchmarks --only fused,compile  # a subset: fused, peers, training, compile
+    python -m benchmarks --quick               # tiny batch, 1 repeat: a smoke run that never
+                                               # claims a goal (met = "n/a (quick)")
+    python -m benchmarks --torch-venv PATH     # where the torch peer's venv lives (default
+                                               # $ROBUSTJAX_TORCH_VENV or benchmarks/.torch-venv)
+    python -m benchmarks --flax-conv           # the model with plain flax.linen.Conv ("before")
+
+Sections and how each ratio is defined (every time: median of ``--repeats`` ≥ 5 runs after a
+warm-up, compilation excluded; the functions of one section run interleaved, round by round,
+so machine load hits numerator and denominator alike):
+
+* **fused** — fused loops at their pass-count limit (goal 1):
+  PGD-10 (ℓ∞ ε=0.3 α=0.01, ℓ2 ε=2 α=0.2, random start; unrolled ``unroll=True`` and rolled
+  ``unroll=False``) ÷ (10 × one jitted input gradient of the summed cross-entropy) ≤ 1.10;
+  ``jacobian_top_singular(iters=10)`` (default method) ÷ (10 × one batched jvp + vjp) ≤ 1.15;
+  ``soar_penalty`` (``hvp="fd"`` and ``"exact"``) ÷ (2 × one input gradient) ≤ 1.15, 2 being its
+  gradient-evaluation count (see ``benchmarks/soar.py`` for why both methods count 2).
+* **peers** — (goal 2) torchattacks PGD-10 time ÷ robustjax PGD-10 time (robustjax with
+  ``pgd``'s default ``unroll``), ℓ∞ and ℓ2, ≥ 1.0 (stretch ≥ 1.5); Python-loop JAX PGD-10
+  (jitted gradient, eager step/projection: cleverhans style) ÷ robustjax PGD-10 ℓ∞ ≥ 3; plain
+  PyTorch ERM step ÷ robustjax ERM train step and PyTorch PGD-10 AT step ÷ robustjax PGD-10 AT
+  train step ≥ 1.0. Torch runs in its own venv (``benchmarks/peer/torch_peer.py`` in a
+  subprocess, same model, batch and thread count); missing venv → "peer not installed".
+* **training** — (goal 3) each method's ``train_step`` time ÷ ERM's, against ≈ 1.1 × its pass
+  count; peak XLA memory of the SNR-10 and SOAR steps ÷ ERM's ≤ 3.
+* **compile** — (goal 4) ``lower().compile()`` seconds of PGD-10 ℓ∞ (unrolled and rolled) and of
+  every train step, < 10 s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import inspect
+import json
+import math
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+if __package__ in (None, ""):  # run as a script: make ``benchmarks`` importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import jax
+
+from benchmarks import attacks as bench_attacks
+from benchmarks import common
+from benchmarks import soar as bench_soar
+from benchmarks import spectral as bench_spectral
+from benchmarks import train_step as bench_train
+
+SECTIONS = ("fused", "peers", "training", "compile")
+BENCH_DIR = Path(__file__).resolve().parent
+DEFAULT_JSON = BENCH_DIR / "results" / "latest.json"
+PEER_SCRIPT = BENCH_DIR / "peer" / "torch_peer.py"
+PEER_SETUP = "bash benchmarks/peer/setup_torch_env.sh"
+VENV_ENV_VAR = "ROBUSTJAX_TORCH_VENV"
+QUICK_BATCH = 8
+COMPILE_TARGET_S = 10.0
+
+
+def default_venv() -> Path:
+    return Path(os.environ.get(VENV_ENV_VAR) or BENCH_DIR / ".torch-venv")
+
+
+def _log(msg: str) -> None:
+    print(f"[benchmarks {datetime.datetime.now():%H:%M:%S}] {msg}", file=sys.stderr, flush=True)
+
+
+# ------------------------------------------------------------------------------------------
+# measurements
+# ------------------------------------------------------------------------------------------
+
+
+def default_jacobian_method() -> str:
+    from robustjax.core.jacobian import jacobian_top_singular
+
+    return inspect.signature(jacobian_top_singular).parameters["method"].default
+
+
+def measure_jax(sections, *, batch, repeats) -> dict:
+    """Time every JAX function the chosen sections need, in two interleaved pools (one of
+    attack-like functions at the benchmark batch, one of train steps). Returns the raw times."""
+    raw = {}
+    style = bench_attacks.default_style()
+    want_fused = "fused" in sections
+    want_peers = "peers" in sections
+    model, variables, x, y, source = common.model_function(batch)
+    raw["data"] = source
+    pool = {}
+    if want_fused or want_peers:
+        names = set()
+        if want_fused:
+            names |= {"input_grad"} | {f"pgd_{n}_{s}" for n in ("linf", "l2")
+                                       for s in ("unrolled", "rolled")}
+        if want_peers:
+            names |= {f"pgd_linf_{style}", f"pgd_l2_{style}", "pgd_linf_python", "input_grad",
+                      "forward"}
+        pool.update(bench_attacks.candidates(model, variables, x, y, names=names))
+    if want_fused:
+        pool.update(bench_spectral.candidates(model, variables, x, y,
+                                              methods=(default_jacobian_method(),)))
+        pool.update(bench_soar.candidates(model, variables, x, y, with_grad=False))
+    if pool:
+        _log(f"timing {len(pool)} functions interleaved: {', '.join(pool)}")
+        raw["functions"] = common.time_interleaved(pool, repeats=repeats, progress=_log)
+        raw["max_abs_difference"] = bench_attacks.agreement(pool)
+    steps = []
+    if "training" in sections:
+        steps = list(bench_train.METHODS)
+    elif want_peers:
+        steps = ["erm", "pgd10_at"]
+    if steps:
+        _log(f"timing train steps interleaved: {', '.join(steps)}")
+        raw["training"] = bench_train.run(batch=batch, repeats=repeats, keys=steps, progress=_log)
+    if "compile" in sections:
+        raw["compile"] = measure_compile(raw, model, variables, x, y, batch)
+    return raw
+
+
+def measure_compile(raw, model, variables, x, y, batch) -> dict:
+    """Compile seconds of PGD-10 ℓ∞ (unrolled, rolled) and every train step, reusing those
+    the timed sections already compiled (each was compiled exactly once, by a fresh jit)."""
+    out = {}
+    funcs = raw.get("functions", {})
+    names = ["pgd_linf_unrolled", "pgd_linf_rolled"]
+    missing = [n for n in names if n not in funcs]
+    if missing:
+        cands = bench_attacks.candidates(model, variables, x, y, names=set(missing))
+        for n, c in cands.items():
+            _log(f"compiling {n}")
+            common.compile_candidate(c)
+            funcs = {**funcs, n: {"compile_s": c.compile_s}}
+    for n in names:
+        out[n] = funcs[n]["compile_s"]
+    steps = raw.get("training", {}).get("steps", {})
+    if set(steps) != set(bench_train.METHODS):
+        steps = bench_train.run(batch=batch, compile_only=True, progress=_log)["steps"]
+    for k, row in steps.items():
+        out[f"step_{k}"] = row["compile_s"]
+    return out
+
+
+def run_peer(*, venv: Path, batch: int, repeats: int, threads: int, timeout: float = 3600) -> dict:
+    """Run the torch peer in its own venv; ``{"status": "ok", ...keys}`` or a status saying why not."""
+    python = venv / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
+    if not python.exists() or not PEER_SCRIPT.exists():
+        missing = python if not python.exists() else PEER_SCRIPT
+        return {"status": "not installed", "missing": str(missing),
+                "hint": f"install with: {PEER_SETUP}"}
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "peer.json"
+        cmd = [str(python), str(PEER_SCRIPT), "--json", str(out), "--batch", str(batch),
+               "--repeats", str(repeats), "--threads", str(threads)]
+        env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
+        _log("running the torch peer: " + " ".join(cmd))
+        try:
+            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env,
+                                  cwd=BENCH_DIR.parent)
+        except subprocess.TimeoutExpired:
+            return {"status": "failed", "error": f"timed out after {timeout:.0f} s"}
+        if proc.returncode != 0 or not out.exists():
+            return {"status": "failed", "returncode": proc.returncode,
+                    "error": (proc.stderr or proc.stdout)[-2000:]}
+        with open(out) as f:
+            res = json.load(f)
+    return {"status": "ok", "command": " ".join(cmd), **res}
+
+
+# ------------------------------------------------------------------------------------------
+# rows
+# ------------------------------------------------------------------------------------------
+
+
+def _row(section, goal, measured, target, *, op="<=", seconds=None, note="", has_goal=True,
+         stretch=None):
+    return {"section": section, "goal": goal, "measured": measured, "target": target, "op": op,
+            "stretch": stretch, "has_goal": has_goal, "seconds": seconds or {}, "note": note}
+
+
+def _met(row, quick: bool) -> str:
+    m, t = row["measured"], row["target"]
+    if m is None or t is None or (isinstance(m, float) and math.isnan(m)):
+        return "—"
+    ok = m <= t if row["op"] == "<=" else (m < t if row["op"] == "<" else m >= t)
+    word = "yes" if ok else "no"
+    if row["stretch"] is not None and ok:
+        word += " (stretch yes)" if m >= row["stretch"] else " (stretch no)"
+    if not row["has_goal"]:
+        word = f"({word}, no goal)"
+    if quick:
+        return "n/a (quick)"
+    return word
+
+
+def build_rows(sections, raw, peer, *, quick) -> list[dict]:
+    rows = []
+    f = raw.get("functions", {})
+    med = lambda n: f[n]["median_s"]  # noqa: E731
+    if "fused" in sections:
+        g = med("input_grad")
+        for norm, label in (("linf", "ℓ∞"), ("l2", "ℓ2")):
+            for style, desc in (("unrolled", "unroll=True"), ("rolled", "unroll=False")):
+                n = f"pgd_{norm}_{style}"
+                rows.append(_row("fused", f"PGD-10 {label} {style} ({desc}) ÷ 10 × input grad",
+                                 med(n) / (10 * g), 1.10,
+                                 seconds={"pgd10": med(n), "input_grad": g}))
+        method = default_jacobian_method()
+        t = med(f"top_singular_{method}")
+        u = med("jvp_vjp")
+        rows.append(_row("fused", f"jacobian_top_singular 10 iters ({method}) ÷ 10 × (jvp+vjp)",
+                         t / (10 * u), 1.15, seconds={"top_singular": t, "jvp_vjp": u}))
+        for hvp, count in bench_soar.GRADIENT_EVALUATIONS.items():
+            t = med(f"soar_{hvp}")
+            rows.append(_row("fused", f"soar_penalty hvp={hvp} ÷ {count} × input grad",
+                             t / (count * g), 1.15, seconds={"soar": t, "input_grad": g}))
+    if "peers" in sections:
+        style = bench_attacks.default_style()
+        ok = peer.get("status") == "ok"
+        missing_note = ("peer not installed — " + peer.get("hint", "")) if peer.get(
+            "status") == "not installed" else f"peer failed: {str(peer.get('error', ''))[-200:]}"
+        for norm, label, key in (("linf", "ℓ∞", "pgd10_linf_s"), ("l2", "ℓ2", "pgd10_l2_s")):
+            rj = med(f"pgd_{norm}_{style}")
+            secs = {"robustjax": rj}
+            if ok:
+                secs["torch"] = peer[key]
+            rows.append(_row("peers", f"torchattacks PGD-10 {label} ÷ robustjax PGD-10 ({style})",
+                             peer[key] / rj if ok else None, 1.0, op=">=", stretch=1.5,
+                             seconds=secs, note="" if ok else missing_note))
+        for key, label, n in (("forward_s", "forward pass", "forward"),
+                              ("input_grad_s", "input gradient", "input_grad")):
+            rj = med(n)
+            secs = {"robustjax": rj}
+            if ok:
+                secs["torch"] = peer[key]
+            rows.append(_row("peers", f"PyTorch {label} ÷ robustjax {label} (reference)",
+                             peer[key] / rj if ok else None, None, has_goal=False, seconds=secs,
+                             note="no goal; where the attack ratios come from" if ok else missing_note))
+        rj = med(f"pgd_linf_{style}")
+        py = med("pgd_linf_python")
+        rows.append(_row("peers", "Python-loop JAX PGD-10 ℓ∞ ÷ robustjax PGD-10", py / rj, 3.0,
+                         op=">=", seconds={"python_loop": py, "robustjax": rj}))
+        steps = raw["training"]["steps"]
+        for k, key, label in (("erm", "erm_step_s", "ERM"), ("pgd10_at", "pgd10_at_step_s", "PGD-10 AT")):
+            rj = steps[k]["median_s"]
+            secs = {"robustjax": rj}
+            if ok:
+                secs["torch"] = peer[key]
+            rows.append(_row("peers", f"PyTorch {label} train step ÷ robustjax {label} step",
+                             peer[key] / rj if ok else None, 1.0, op=">=", seconds=secs,
+                             note="" if ok else missing_note))
+    if "training" in sections:
+        steps = raw["training"]["steps"]
+        erm = steps["erm"]["median_s"]
+        for k, s in steps.items():
+            if k == "erm":
+                continue
+            target = s["target"] if s["target"] is not None else round(1.1 * s["passes"], 2)
+            rows.append(_row("training", f"{s['label']} step ÷ ERM step ({s['passes']:g} passes)",
+                             s["ratio_to_erm"], target, has_goal=s["target"] is not None,
+                             seconds={"step": s["median_s"], "erm": erm},
+                             note="" if s["target"] is not None else "target = 1.1 × passes"))
+        for k, target in bench_train.MEMORY_TARGETS.items():
+            if k in steps:
+                s = steps[k]
+                rows.append(_row("training", f"{s['label']} peak memory ÷ ERM's",
+                                 s.get("memory_ratio_to_erm"), target,
+                                 seconds={}, note=f"{(s['memory_bytes'] or 0) / 2**20:.1f} MiB vs "
+                                 f"{(steps['erm']['memory_bytes'] or 0) / 2**20:.1f} MiB (XLA memory analysis)"))
+    if "compile" in sections:
+        labels = {"pgd_linf_unrolled": "PGD-10 ℓ∞ unrolled", "pgd_linf_rolled": "PGD-10 ℓ∞ rolled"}
+        for k, sec in raw["compile"].items():
+            name = labels.get(k) or bench_train.METHODS[k[len("step_"):]][0] + " train step"
+            rows.append(_row("compile", f"compile {name} (s)", sec, COMPILE_TARGET_S, op="<",
+                             seconds={"compile": sec}))
+    for r in rows:
+        r["met"] = _met(r, quick)
+    return rows
+
+
+# ------------------------------------------------------------------------------------------
+# output
+# ------------------------------------------------------------------------------------------
+
+
+def _fmt_target(r):
+    if r["target"] is None:
+        return "—"
+    op = {"<=": "≤", ">=": "≥", "<": "<"}[r["op"]]
+    s = f"{op} {r['target']:g}"
+    if r["stretch"] is not None:
+        s += f" (stretch ≥ {r['stretch']:g})"
+    return s
+
+
+def _fmt_seconds(r):
+    return ", ".join(f"{k} {v:.3f}" for k, v in r["seconds"].items() if v is not None) or "—"
+
+
+def table_cells(rows):
+    header = ["section", "goal", "measured", "target", "met", "seconds (reference)", "note"]
+    cells = []
+    for r in rows:
+        m = r["measured"]
+        cells.append([r["section"], r["goal"], "—" if m is None else f"{m:.2f}", _fmt_target(r),
+                      r["met"], _fmt_seconds(r), r["note"]])
+    return header, cells
+
+
+def format_text(rows) -> str:
+    header, cells = table_cells(rows)
+    widths = [max(len(h), *(len(c[i]) for c in cells)) if cells else len(h)
+              for i, h in enumerate(header)]
+    line = lambda vals: "  ".join(v.ljust(w) for v, w in zip(vals, widths)).rstrip()  # noqa: E731
+    return "\n".join([line(header), line(["-" * w for w in widths])] + [line(c) for c in cells])
+
+
+def format_markdown(rows) -> str:
+    header, cells = table_cells(rows)
+    esc = lambda s: s.replace("|", "\\|")  # noqa: E731
+    out = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    out += ["| " + " | ".join(esc(c) for c in row) + " |" for row in cells]
+    return "\n".join(out)
+
+
+def format_header(meta) -> str:
+    m, v = meta["machine"], meta["versions"]
+    lines = [
+        f"robustjax benchmarks — {meta['timestamp']}" + ("  [QUICK: smoke run, no goal is claimed]"
+                                                        if meta["quick"] else ""),
+        f"machine: {m['cpu_model']}, {m['usable_cores']} usable / {m['logical_cores']} logical cores, "
+        f"{m['platform']}; JAX backend {m['jax_backend']} ({len(m['jax_devices'])} device(s)); "
+        f"load average at start {m['load_average_1_5_15']}, at end {meta['load_average_end']}",
+        "versions: " + ", ".join(f"{k} {val}" for k, val in v.items()),
+        f"model: {common.MODEL_DESCRIPTION}; conv layer {meta['conv']}; batch {meta['batch']} "
+        f"({meta['data']}); median of "
+        f"{meta['repeats']} interleaved runs after a warm-up; torch threads {meta['threads']}",
+    ]
+    peer = meta.get("peer")
+    if peer:
+        if peer.get("status") == "ok":
+            lines.append("peer: " + ", ".join(f"{k} {val}" for k, val in peer.items()
+                                              if k.endswith("version") or k in ("torch", "torchattacks")))
+        else:
+            lines.append(f"peer: {peer.get('status')} ({peer.get('hint') or peer.get('error', '')})")
+    return "\n".join(lines)
+
+
+def parse_sections(values) -> list[str]:
+    if not values:
+        return list(SECTIONS)
+    out = []
+    for v in values:
+        for s in v.split(","):
+            s = s.strip()
+            if s not in SECTIONS:
+                raise SystemExit(f"--only must name sections among {', '.join(SECTIONS)}; got {s!r}")
+            if s not in out:
+                out.append(s)
+    return out
+
+
+def main(argv=None) -> dict:
+    ap = argparse.ArgumentParser(prog="python -m benchmarks",
+                                 description=__doc__.splitlines()[0],
+                                 formatter_class=argparse.RawDescriptionHelpFormatter,
+                                 epilog=__doc__.split("\n", 2)[2])
+    ap.add_argument("--only", action="append", metavar="SECTION",
+                    help=f"run only these sections (comma-separated or repeated): {', '.join(SECTIONS)}")
+    ap.add_argument("--quick", action="store_true",
+                    help=f"smoke run: batch {QUICK_BATCH}, 1 repeat; never claims a goal")
+    ap.add_argument("--batch", type=int, default=None, help="batch size (default 128; quick: 8)")
+    ap.add_argument("--repeats", type=int, default=None, help="timed runs per function (≥ 5; quick: 1)")
+    ap.add_argument("--threads", type=int, default=common.usable_cores(),
+                    help="torch threads (default: the cores JAX's CPU backend uses)")
+    ap.add_argument("--torch-venv", type=Path, default=None,
+                    help=f"torch peer venv (default ${VENV_ENV_VAR} or benchmarks/.torch-venv)")
+    ap.add_argument("--json", type=Path, default=DEFAULT_JSON, help="where to write the JSON result")
+    ap.add_argument("--markdown", action="store_true", help="also print the table as Markdown")
+    ap.add_argument("--flax-conv", action="store_true",
+                    help="build the model with plain flax.linen.Conv instead of the zoo's default "
+                         "convolution (the 'before' figure of the conv optimization)")
+    args = ap.parse_args(argv)
+    sections = parse_sections(args.only)
+    batch = args.batch or (QUICK_BATCH if args.quick else 128)
+    repeats = args.repeats if args.repeats is not None else (1 if args.quick else 5)
+    if repeats < 1 or (repeats < 5 and not args.quick):
+        ap.error("--repeats must be >= 5 (or use --quick)")
+    venv = args.torch_venv or default_venv()
+    if args.flax_conv:
+        common.use_flax_conv()
+
+    meta = {"timestamp": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            "quick": args.quick, "sections": sections, "batch": batch, "repeats": repeats,
+            "threads": args.threads, "machine": common.machine_info(),
+            "versions": common.library_versions(), "torch_venv": str(venv),
+            "pgd": {"steps": common.PGD_STEPS, "linf": common.PGD_LINF, "l2": common.PGD_L2,
+                    "default_unroll": bench_attacks.default_unroll()},
+            "soar_gradient_evaluations": bench_soar.GRADIENT_EVALUATIONS,
+            "conv": "flax.linen.Conv" if args.flax_conv else "zoo default",
+            "note": "medians on a shared machine: absolute seconds are noisy; ratios are measured "
+                    "interleaved in one run"}
+    raw = measure_jax(sections, batch=batch, repeats=repeats)
+    meta["data"] = raw.get("data")
+    peer = None
+    if "peers" in sections:
+        # the peer insists on >= 5 repeats; in quick mode its numbers are not claimed anyway
+        peer = run_peer(venv=venv, batch=batch, repeats=max(repeats, 5), threads=args.threads)
+        meta["peer"] = peer
+    meta["load_average_end"] = common.load_average()
+    rows = build_rows(sections, raw, peer or {}, quick=args.quick)
+    result = {"meta": meta, "rows": rows, "raw": raw}
+
+    print(format_header(meta))
+    print()
+    print(format_text(rows))
+    if args.markdown:
+        print()
+        print(format_markdown(rows))
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        with open(args.json, "w") as f:
+            json.dump(result, f, indent=2, default=str, ensure_ascii=False)
+        print(f"\nwrote {args.json}")
+    return result
+
+
+if __name__ == "__main__":
+    main()
