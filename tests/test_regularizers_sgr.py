@@ -194,3 +194,33 @@ def test_bad_input_raises():
         sgr_penalty(f, x, y, covariance=jnp.eye(6), mean=jnp.ones(5))
     with pytest.raises(ValueError, match="reduction"):
         gradient_norm_penalty(f, x, y, reduction="max")
+
+
+def test_penalties_of_a_given_gradient_match_the_penalties():
+    """``*_of_gradient`` (for objectives that already hold g) equal the full penalties,
+    values and parameter gradients, against the independent per-example gradient."""
+    from robustjax.regularizers.sgr import gradient_norm_penalty_of_gradient, sgr_penalty_of_gradient
+
+    rng = np.random.default_rng(11)
+    params = init_mlp(jax.random.PRNGKey(3))
+    x = jax.random.normal(jax.random.PRNGKey(4), (5, 6))
+    y = jnp.array([0, 1, 2, 1, 0])
+    state = covariance_update(covariance_init("full", (6,), data_variance=0.5),
+                              jnp.asarray(rng.normal(size=(8, 6)), jnp.float32))
+
+    def full(p):
+        f = lambda z: mlp(p, z)  # noqa: E731
+        return (sgr_penalty(f, x, y, covariance=state, uncentered=True)
+                + gradient_norm_penalty(f, x, y))
+
+    def given(p):
+        g = single_example_log_prob_grad(p, x, y)
+        return (sgr_penalty_of_gradient(g, covariance=state, uncentered=True)
+                + gradient_norm_penalty_of_gradient(g))
+
+    np.testing.assert_allclose(given(params), full(params), rtol=1e-5)
+    for a, b in zip(jax.tree_util.tree_leaves(jax.grad(given)(params)),
+                    jax.tree_util.tree_leaves(jax.grad(full)(params))):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+    with pytest.raises(ValueError, match="reduction"):
+        gradient_norm_penalty_of_gradient(jnp.ones((2, 3)), reduction="max")

@@ -140,3 +140,101 @@ def test_bad_hyper_parameters(method, kw, match):
     model, _, _ = _setup()
     with pytest.raises(ValueError, match=match):
         make_objective(method, model, **kw)
+
+
+# --- issue 7: GN / SGR share one forward pass (and one reverse sweep) for CE and g ----------
+
+from robustjax.training.objectives import single_mode_logits_fn  # noqa: E402
+
+
+def _reference_sgr(model, state, x, y, key, *, lam, source, eps, beta=0.1):
+    """The straightforward SGR objective: train-mode CE + perturbations and penalty on
+    separate inference-mode passes (what the objective computed before sharing)."""
+    def loss_fn(params):
+        logits = model.apply({"params": params}, x, train=True)
+        ce = optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
+        frozen = lambda z: model.apply({"params": jax.lax.stop_gradient(params)}, z, train=False)
+        xi = regularizers.perturbations(frozen, x, None, source=source, eps=eps, key=key, steps=3)
+        cov = regularizers.covariance_update(state.method_state, xi, beta=beta)
+        cov = jax.tree_util.tree_map(jax.lax.stop_gradient, cov)
+        live = lambda z: model.apply({"params": params}, z, train=False)
+        return ce + lam * regularizers.sgr_penalty(live, x, y, covariance=cov), cov
+    return jax.jit(jax.value_and_grad(loss_fn, has_aux=True))(state.params)
+
+
+@pytest.mark.parametrize("source, kind", [("fgsm", "function"), ("sign", "diagonal"),
+                                          ("gradient", "function"), ("pgd", "diagonal")])
+def test_sgr_shared_forward_matches_straightforward_objective(source, kind):
+    model = rj_nn.create("sgr_cnn", 3, width="mnist")
+    x = jax.random.uniform(jax.random.PRNGKey(1), (6, 16, 16, 1))
+    y = jnp.arange(6) % 3
+    kw = {"lam": 0.5, "kind": kind, "source": source, "eps": 0.1, "steps": 3}
+    state, _ = _state(model, x, "sgr", **kw)
+    objective = make_objective("sgr", model, **kw)
+    assert single_mode_logits_fn(model, state.params, state.model_state, x) is not None
+    (loss, aux), grads = jax.jit(jax.value_and_grad(objective, has_aux=True))(state.params, state, (x, y), KEY)
+    (ref_loss, ref_cov), ref_grads = _reference_sgr(model, state, x, y, KEY, lam=0.5, source=source, eps=0.1)
+    np.testing.assert_allclose(loss, ref_loss, rtol=1e-5)
+    for a, b in zip(jax.tree_util.tree_leaves(aux["method_state"]), jax.tree_util.tree_leaves(ref_cov)):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7)
+    for a, b in zip(jax.tree_util.tree_leaves(grads), jax.tree_util.tree_leaves(ref_grads)):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+
+
+def test_gn_shared_forward_matches_straightforward_objective_on_a_cnn():
+    model = rj_nn.create("sgr_cnn", 3, width="mnist")
+    x = jax.random.uniform(jax.random.PRNGKey(1), (6, 16, 16, 1))
+    y = jnp.arange(6) % 3
+    state, _ = _state(model, x, "gn")
+    objective = make_objective("gn", model, lam=2.0)
+
+    def reference(params):
+        ce = optax.softmax_cross_entropy_with_integer_labels(
+            model.apply({"params": params}, x, train=True), y).mean()
+        live = lambda z: model.apply({"params": params}, z, train=False)
+        return ce + 2.0 * regularizers.gradient_norm_penalty(live, x, y)
+
+    (loss, aux), grads = jax.jit(jax.value_and_grad(objective, has_aux=True))(state.params, state, (x, y), KEY)
+    ref_loss, ref_grads = jax.jit(jax.value_and_grad(reference))(state.params)
+    np.testing.assert_allclose(loss, ref_loss, rtol=1e-5)
+    for a, b in zip(jax.tree_util.tree_leaves(grads), jax.tree_util.tree_leaves(ref_grads)):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+
+
+def test_single_mode_logits_fn_only_for_stateless_mode_independent_models():
+    import flax.linen as nn
+
+    class TrainScaled(nn.Module):  # no mutable state, but train changes the function
+        @nn.compact
+        def __call__(self, x, train=False):
+            z = nn.Dense(3)(x.reshape(x.shape[0], -1))
+            return 2.0 * z if train else z
+
+    x = jnp.ones((2, 6, 6, 1))
+    v = TrainScaled().init(KEY, x)
+    assert single_mode_logits_fn(TrainScaled(), v["params"], {}, x) is None
+    mlp = rj_nn.create("mlp", 3)
+    vm = mlp.init(KEY, x)
+    f = single_mode_logits_fn(mlp, vm["params"], {}, x)
+    np.testing.assert_allclose(f(x), mlp.apply(vm, x, train=True), rtol=1e-6)
+    assert single_mode_logits_fn(mlp, vm["params"], {"batch_stats": {}}, x) is None
+
+
+def test_gn_and_sgr_general_path_with_train_dependent_model():
+    """A model whose train flag matters keeps the train-mode CE + inference-mode penalty."""
+    import flax.linen as nn
+
+    class TrainScaled(nn.Module):
+        @nn.compact
+        def __call__(self, x, train=False):
+            z = nn.Dense(3)(jnp.tanh(nn.Dense(5)(x.reshape(x.shape[0], -1))))
+            return 2.0 * z if train else z
+
+    model = TrainScaled()
+    x = jax.random.uniform(jax.random.PRNGKey(1), (5, 6, 6, 1))
+    y = jnp.arange(5) % 3
+    state, _ = _state(model, x, "gn")
+    loss, _ = make_objective("gn", model, lam=1.0)(state.params, state, (x, y), KEY)
+    ce = optax.softmax_cross_entropy_with_integer_labels(2.0 * model.apply(state.variables(), x), y).mean()
+    pen = regularizers.gradient_norm_penalty(lambda z: model.apply(state.variables(), z), x, y)
+    np.testing.assert_allclose(loss, ce + pen, rtol=1e-5)

@@ -1,6 +1,7 @@
 """Flax Linen models of the papers and operator spectral normalization."""
 
 # --- layers and model zoo (foundation issue) ---
+from robustjax.nn.conv import Conv, conv_general_dilated  # noqa: F401  (issue 7; conv.conv too)
 from robustjax.nn.convnets import CNN7, MLP, SGRCNN, SOARCNN, AlexNetSmall, ELUNet, ZooModel
 from robustjax.nn.layers import (
     Standardize,

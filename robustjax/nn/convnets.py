@@ -9,7 +9,8 @@ Shared contract (see ``robustjax/nn/zoo.py`` for the registry):
 * The first layer is :class:`~robustjax.nn.layers.Standardize` (``mean``/``std`` per channel,
   default 0/1), so attack radii are in [0, 1] pixel units.
 * Every dense / convolution layer is built through the module attributes ``dense`` and
-  ``conv`` (default ``flax.linen.Dense`` / ``flax.linen.Conv``), called with keyword
+  ``conv`` (default ``flax.linen.Dense`` / :class:`robustjax.nn.conv.Conv`, a drop-in
+  ``flax.linen.Conv`` with the same parameters whose gradients XLA:CPU runs faster), called with keyword
   arguments only (``features``, ``kernel_size``, ``strides``, ``padding``, ``use_bias``,
   ``kernel_init``, ``name``), so spectral normalization is injected with e.g.
   ``conv=partial(SpectralNormConv, beta=1.0), dense=partial(SpectralNormDense, beta=1.0)``.
@@ -22,6 +23,7 @@ from typing import Callable, Sequence
 import flax.linen as nn
 
 from robustjax.core.validation import check_choice, check_positive_int
+from robustjax.nn.conv import Conv
 from robustjax.nn.layers import (
     Standardize,
     as_constant,
@@ -49,7 +51,9 @@ class ZooModel(nn.Module):
     mean: float | Sequence[float] = 0.0
     std: float | Sequence[float] = 1.0
     dense: Callable[..., nn.Module] = nn.Dense
-    conv: Callable[..., nn.Module] = nn.Conv
+    #: ``robustjax.nn.conv.Conv``: ``nn.Conv``'s parameters and values, faster derivatives on
+    #: XLA:CPU (issue 7); pass ``conv=nn.Conv`` for the plain Flax layer.
+    conv: Callable[..., nn.Module] = Conv
 
     def __post_init__(self):
         if isinstance(self.num_classes, bool) or not isinstance(self.num_classes, int) \

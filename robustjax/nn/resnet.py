@@ -24,6 +24,7 @@ import jax
 import jax.numpy as jnp
 
 from robustjax.core.validation import check_choice, check_positive_int
+from robustjax.nn.conv import Conv
 from robustjax.nn.convnets import BN_EPSILON, BN_MOMENTUM, ZooModel
 
 __all__ = ["PreActResNet", "PreActBlock"]
@@ -43,7 +44,7 @@ class PreActBlock(nn.Module):
     strides: int = 1
     normalization: str = "batch"
     num_blocks: int = 1  # total residual blocks in the network (Fixup scaling)
-    conv: Callable[..., nn.Module] = nn.Conv
+    conv: Callable[..., nn.Module] = Conv  # robustjax.nn.conv.Conv (drop-in nn.Conv)
 
     @nn.compact
     def __call__(self, x, train: bool = False):

@@ -43,6 +43,7 @@ from robustjax.core.power import (
     power_iteration,
 )
 from robustjax.core.validation import check_choice, check_positive, check_positive_int
+from robustjax.nn.conv import conv as fast_conv
 
 __all__ = [
     "dense_operator_norm",
@@ -316,12 +317,27 @@ class SpectralNormConv(nn.Module):
             v_shape = (1, int(np.prod(kernel.shape[:-1])))
         kernel = _bounded_kernel(self, kernel, make_operator, v_shape, update_stats)
         x, kernel, bias = nn.dtypes.promote_dtype(x, kernel, bias, dtype=self.dtype)
-        y = conv_apply(x, kernel, precision=self.precision, **conv_kw)
+        y = _conv_forward(x, kernel, self.precision, conv_kw)
         if bias is not None:
             y = y + jnp.reshape(bias, (1,) * (y.ndim - 1) + (-1,))
         if len(batch_shape) != 1:
             y = y.reshape(batch_shape + y.shape[1:])
         return y
+
+
+def _conv_forward(x, kernel, precision, conv_kw):
+    """The layer's convolution: ``robustjax.nn.conv.conv`` (fast derivatives on XLA:CPU, issue 7)
+    for zero/SAME/VALID padding without input dilation or groups, else ``conv_apply``."""
+    n = kernel.ndim - 2
+    pad = canonicalize_conv_padding(conv_kw["padding"], n)
+    in_dil = conv_kw["input_dilation"]
+    plain_input = in_dil is None or all(d == 1 for d in np.broadcast_to(np.asarray(in_dil), (n,)))
+    if (plain_input and conv_kw["feature_group_count"] == 1
+            and (not isinstance(pad, str) or pad in ("SAME", "VALID"))):
+        return fast_conv(x, kernel, strides=1 if conv_kw["strides"] is None else conv_kw["strides"],
+                    padding=pad, dilation=1 if conv_kw["dilation"] is None else conv_kw["dilation"],
+                    precision=precision)
+    return conv_apply(x, kernel, precision=precision, **conv_kw)
 
 
 def _conv_operator_for(kernel, *, in_shape, conv_kw):

@@ -94,16 +94,35 @@ def sgr_penalty(
     Multiply by ``λ`` in the objective (paper: ``λ ∈ [0.03, 5]``, Tables 3–4).
     """
     x, y = _check(logits_fn, x, y, reduction)
-    state = as_covariance_state(covariance, x.shape[1:], name="covariance")
     g = log_likelihood_input_gradient(logits_fn, x, y)
+    return sgr_penalty_of_gradient(g, covariance=covariance, uncentered=uncentered, mean=mean,
+                                   reduction=reduction)
+
+
+def sgr_penalty_of_gradient(
+    g: jax.Array,
+    *,
+    covariance: Any,
+    uncentered: bool = False,
+    mean: jax.Array | None = None,
+    reduction: str = "mean",
+) -> jax.Array:
+    """:func:`sgr_penalty` from a given ``g = ∇ₓ log φ_y(x)`` ``[B, ...]`` (SGR eq. 11–13).
+
+    For callers that already hold the input gradient (e.g. a training objective that gets
+    it from the same forward pass as its cross-entropy, see
+    ``robustjax.training.objectives.gn``); arguments as in :func:`sgr_penalty`.
+    """
+    V.check_choice(reduction, name="reduction", allowed=REDUCTIONS)
+    state = as_covariance_state(covariance, g.shape[1:], name="covariance")
     per_example = 0.5 * _per_example_dot(g, covariance_apply(state, g))
     if mean is not None or uncentered:
         if mean is None:
             mu = covariance_mean(state)
         else:
             mu = jnp.asarray(mean)
-            if tuple(mu.shape) != tuple(x.shape[1:]):
-                raise ValueError(f"mean must have the shape of one example {x.shape[1:]}; got {mu.shape}")
+            if tuple(mu.shape) != tuple(g.shape[1:]):
+                raise ValueError(f"mean must have the shape of one example {g.shape[1:]}; got {mu.shape}")
             mu = jax.lax.stop_gradient(mu)  # μ is a fixed estimate, like Σ
         per_example = per_example - _per_example_dot(g, jnp.broadcast_to(mu.astype(g.dtype), g.shape))
     return reduce_batch(per_example, reduction)
@@ -122,4 +141,10 @@ def gradient_norm_penalty(
     """
     x, y = _check(logits_fn, x, y, reduction)
     g = log_likelihood_input_gradient(logits_fn, x, y)
+    return gradient_norm_penalty_of_gradient(g, reduction=reduction)
+
+
+def gradient_norm_penalty_of_gradient(g: jax.Array, *, reduction: str = "mean") -> jax.Array:
+    """:func:`gradient_norm_penalty` from a given ``g = ∇ₓ log φ_y(x)`` ``[B, ...]``: ``½‖g‖²``."""
+    V.check_choice(reduction, name="reduction", allowed=REDUCTIONS)
     return reduce_batch(0.5 * _per_example_dot(g, g), reduction)

@@ -31,6 +31,9 @@ from jax import lax
 
 from robustjax import attacks
 from robustjax import regularizers
+from robustjax.attacks._common import enforce_ball
+from robustjax.core import norms as N
+from robustjax.regularizers.sgr import gradient_norm_penalty_of_gradient, sgr_penalty_of_gradient
 from robustjax.core.validation import check_choice, check_nonnegative, check_positive, check_positive_int
 
 Objective = Callable[[Any, Any, tuple, jax.Array], tuple[jax.Array, dict]]
@@ -62,6 +65,44 @@ def inference_logits_fn(model, params, model_state) -> Callable[[jax.Array], jax
         return model.apply(variables, x, train=False)
 
     return logits_fn
+
+
+def single_mode_logits_fn(model, params, model_state, x) -> Callable[[jax.Array], jax.Array] | None:
+    """``x -> logits`` if the model computes one function in both modes, else ``None``.
+
+    That is the case when it has no mutable collections (no BatchNorm statistics, no
+    spectral-normalization vectors: ``model_state`` is empty) and its train-mode and
+    inference-mode programs are the same (checked by comparing the two jaxprs at the shape of
+    ``x``, at trace time; a model whose ``train`` flag changes anything else gets ``None``).
+    Objectives then run the clean batch through one forward pass whose ``jax.vjp`` closure
+    serves the cross-entropy, the input gradient and its double backprop: the parameter
+    gradient needs one reverse sweep of that forward instead of one per use (issue 7).
+    """
+    if model_state:
+        return None
+    variables = {"params": params}
+    spec = (jax.tree_util.tree_map(lambda a: jax.ShapeDtypeStruct(jnp.shape(a), jnp.result_type(a)),
+                                   variables),
+            jax.ShapeDtypeStruct(x.shape, x.dtype))
+    train = jax.make_jaxpr(lambda v, z: model.apply(v, z, train=True))(*spec)
+    infer = jax.make_jaxpr(lambda v, z: model.apply(v, z, train=False))(*spec)
+    if str(train) != str(infer):
+        return None
+    return lambda z: model.apply(variables, z, train=False)
+
+
+def logits_and_input_gradient(logits_fn, x, y):
+    """``(logits, g, vjp_fn)``: ``logits_fn(x)``, ``g = ∇ₓ Σᵢ log φ_{yᵢ}(xᵢ)`` from one ``jax.vjp``.
+
+    ``∂ log softmax(z)_y / ∂z = onehot(y) − softmax(z)``, so ``g`` is the vjp of that
+    cotangent (the same quantity as ``regularizers.log_likelihood_input_gradient``).
+    Everything stays differentiable in the parameters ``logits_fn`` closes over. Also
+    returns the vjp closure, for further input gradients at ``x`` (under ``stop_gradient``).
+    """
+    logits, vjp_fn = jax.vjp(logits_fn, x)
+    cotangent = jax.nn.one_hot(y, logits.shape[-1], dtype=logits.dtype) - jax.nn.softmax(logits)
+    (g,) = vjp_fn(cotangent)
+    return logits, g, vjp_fn
 
 
 def classification_metrics(logits: jax.Array, y: jax.Array) -> dict[str, jax.Array]:
@@ -281,6 +322,10 @@ def sgr(
     default on): apply the covariance function's nearest PSD stationary kernel — the raw
     rounded-distance function has negative eigenvalues, along which ½ gᵀΣg would reward large
     gradients (see ``robustjax.regularizers.covariance``).
+
+    For a model without mutable state (see :func:`single_mode_logits_fn`) the CE, ``g`` and
+    (sources gradient/sign/fgsm) the perturbation's gradient come from one forward pass, so the
+    parameter gradient needs one reverse sweep of it (issue 7; same values as the general path).
     """
     check_nonnegative(lam, name="method_kwargs.lam")
     check_choice(source, name="method_kwargs.source", allowed=SGR_SOURCES)
@@ -289,20 +334,56 @@ def sgr(
 
     def objective(params, state, batch, key):
         x, y = batch
-        logits, model_state = train_mode_logits(model, params, state.model_state, x)
+        shared_fn = single_mode_logits_fn(model, params, state.model_state, x)
+        if shared_fn is None:
+            logits, model_state = train_mode_logits(model, params, state.model_state, x)
+            logits_fn = inference_logits_fn(model, lax.stop_gradient(params), state.model_state)
+            xi = regularizers.perturbations(logits_fn, x, None, source=source, eps=eps, key=key,
+                                            steps=steps)
+        else:
+            # one forward pass for CE, g and (gradient/sign/fgsm sources) the perturbation
+            logits, g, vjp_fn = logits_and_input_gradient(shared_fn, x, y)
+            model_state = state.model_state
+            frozen_fn = inference_logits_fn(model, lax.stop_gradient(params), state.model_state)
+            xi = _shared_perturbation(frozen_fn, vjp_fn, logits, x, source=source, eps=eps,
+                                      key=key, steps=steps)
         metrics = classification_metrics(logits, y)
-        logits_fn = inference_logits_fn(model, lax.stop_gradient(params), state.model_state)
-        xi = regularizers.perturbations(logits_fn, x, None, source=source, eps=eps, key=key,
-                                        steps=steps)
         covariance = regularizers.covariance_update(state.method_state, lax.stop_gradient(xi), beta=beta)
         covariance = jax.tree_util.tree_map(lax.stop_gradient, covariance)
-        live_fn = inference_logits_fn(model, params, state.model_state)
-        penalty = regularizers.sgr_penalty(live_fn, x, y, covariance=covariance)
+        if shared_fn is None:
+            live_fn = inference_logits_fn(model, params, state.model_state)
+            penalty = regularizers.sgr_penalty(live_fn, x, y, covariance=covariance)
+        else:
+            penalty = sgr_penalty_of_gradient(g, covariance=covariance)
         loss = metrics["loss"] + lam * penalty
         metrics = {**metrics, "ce_loss": metrics["loss"], "loss": loss, "penalty": penalty}
         return loss, {"metrics": metrics, "model_state": model_state, "method_state": covariance}
 
     return objective
+
+
+def _shared_perturbation(frozen_fn, vjp_fn, logits, x, *, source, eps, key, steps):
+    """``regularizers.perturbations(..., y=None)`` reusing the clean forward pass (a constant).
+
+    gradient / sign / fgsm: the loss gradient at the predicted labels is the vjp of
+    ``softmax − onehot(ŷ)`` through the forward pass the objective already made; fgsm then
+    steps as ``attacks.fgm`` does (sign step, clip to [0, 1], ε-ball rounding fix). pgd
+    starts elsewhere and keeps the general path on ``frozen_fn`` (parameters held constant).
+    """
+    if source == "pgd":
+        return regularizers.perturbations(frozen_fn, x, None, source=source, eps=eps, key=key,
+                                          steps=steps)
+    z = lax.stop_gradient(logits)
+    predicted = jnp.argmax(z, axis=-1)
+    cotangent = jax.nn.softmax(z) - jax.nn.one_hot(predicted, z.shape[-1], dtype=z.dtype)
+    (grad,) = vjp_fn(cotangent)
+    grad = lax.stop_gradient(grad)
+    if source == "gradient":
+        return grad
+    if source == "sign":
+        return eps * jnp.sign(grad)
+    x_adv = N.clip_to_range(x + eps * N.steepest_ascent_direction(grad, norm=jnp.inf), (0.0, 1.0))
+    return lax.stop_gradient(enforce_ball(x, x_adv, eps=eps, norm=math.inf) - x)
 
 
 def _sgr_state(*, input_shape, data_variance, kind="function", max_distance=None, psd=True, **_):
@@ -311,15 +392,27 @@ def _sgr_state(*, input_shape, data_variance, kind="function", max_distance=None
 
 
 def gn(model, *, lam: float = 1.0) -> Objective:
-    """ERM + λ · ½‖∇ₓ log φ_y(x)‖² (gradient-norm regularization, SGR with Σ = I)."""
+    """ERM + λ · ½‖∇ₓ log φ_y(x)‖² (gradient-norm regularization, SGR with Σ = I; SGR §4.1 (iv)).
+
+    For a model without mutable state (see :func:`single_mode_logits_fn`) CE and ``g`` come
+    from one forward pass and its ``jax.vjp`` (one reverse sweep for both in the parameter
+    gradient, issue 7); otherwise CE in train mode and the penalty in inference mode.
+    """
     check_nonnegative(lam, name="method_kwargs.lam")
 
     def objective(params, state, batch, key):
         del key
         x, y = batch
-        logits, model_state = train_mode_logits(model, params, state.model_state, x)
+        shared_fn = single_mode_logits_fn(model, params, state.model_state, x)
+        if shared_fn is None:
+            logits, model_state = train_mode_logits(model, params, state.model_state, x)
+            penalty = regularizers.gradient_norm_penalty(
+                inference_logits_fn(model, params, state.model_state), x, y)
+        else:  # one forward pass (and one reverse sweep of it) for CE and g
+            logits, g, _ = logits_and_input_gradient(shared_fn, x, y)
+            model_state = state.model_state
+            penalty = gradient_norm_penalty_of_gradient(g)
         metrics = classification_metrics(logits, y)
-        penalty = regularizers.gradient_norm_penalty(inference_logits_fn(model, params, state.model_state), x, y)
         loss = metrics["loss"] + lam * penalty
         metrics = {**metrics, "ce_loss": metrics["loss"], "loss": loss, "penalty": penalty}
         return loss, {"metrics": metrics, "model_state": model_state, "method_state": state.method_state}
