@@ -11,6 +11,8 @@ Usage::
     python -m benchmarks --torch-venv PATH     # where the torch peer's venv lives (default
                                                # $ROBUSTJAX_TORCH_VENV or benchmarks/.torch-venv)
     python -m benchmarks --flax-conv           # the model with plain flax.linen.Conv ("before")
+    python -m benchmarks --ynnpack             # train steps with XLA:CPU's YNNPACK fusions on
+                                               # (the "before" of robustjax.core.compile)
 
 Sections and how each ratio is defined (every time: median of ``--repeats`` ≥ 5 runs after a
 warm-up, compilation excluded; the functions of one section run interleaved, round by round,
@@ -57,6 +59,7 @@ from benchmarks import common
 from benchmarks import soar as bench_soar
 from benchmarks import spectral as bench_spectral
 from benchmarks import train_step as bench_train
+from robustjax.core import compile as compile_
 
 SECTIONS = ("fused", "peers", "training", "compile")
 BENCH_DIR = Path(__file__).resolve().parent
@@ -389,6 +392,9 @@ def main(argv=None) -> dict:
     ap.add_argument("--flax-conv", action="store_true",
                     help="build the model with plain flax.linen.Conv instead of the zoo's default "
                          "convolution (the 'before' figure of the conv optimization)")
+    ap.add_argument("--ynnpack", action="store_true",
+                    help="compile train steps with XLA:CPU's default YNNPACK fusions (sets "
+                         "ROBUSTJAX_CPU_YNNPACK=1; the 'before' figure of robustjax.core.compile)")
     args = ap.parse_args(argv)
     sections = parse_sections(args.only)
     batch = args.batch or (QUICK_BATCH if args.quick else 128)
@@ -398,6 +404,8 @@ def main(argv=None) -> dict:
     venv = args.torch_venv or default_venv()
     if args.flax_conv:
         common.use_flax_conv()
+    if args.ynnpack:
+        os.environ["ROBUSTJAX_CPU_YNNPACK"] = "1"
 
     meta = {"timestamp": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
             "quick": args.quick, "sections": sections, "batch": batch, "repeats": repeats,
@@ -407,6 +415,7 @@ def main(argv=None) -> dict:
                     "default_unroll": bench_attacks.default_unroll()},
             "soar_gradient_evaluations": bench_soar.GRADIENT_EVALUATIONS,
             "conv": "flax.linen.Conv" if args.flax_conv else "zoo default",
+            "train_step_compiler_options": compile_.cpu_compiler_options(),
             "note": "medians on a shared machine: absolute seconds are noisy; ratios are measured "
                     "interleaved in one run"}
     raw = measure_jax(sections, batch=batch, repeats=repeats)

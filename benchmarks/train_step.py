@@ -28,6 +28,7 @@ import numpy as np
 import optax
 
 from benchmarks import common
+from robustjax.core import compile as compile_
 from robustjax.training.objectives import init_method_state, make_objective
 from robustjax.training.state import create_train_state
 from robustjax.training.step import train_step
@@ -65,7 +66,8 @@ def step_candidate(key: str, x, y, *, _states: dict | None = None) -> common.Can
         method, model=model, variables=state.variables(), input_shape=x.shape[1:],
         batch_size=x.shape[0], key=jax.random.PRNGKey(1), data_variance=float(np.var(x)), **kwargs))
     objective = make_objective(method, model, **kwargs)
-    step = jax.jit(lambda s, b: train_step(s, b, objective=objective, tx=tx))
+    # compiled as the fit loop compiles it (on CPU: YNNPACK fusions off, robustjax.core.compile)
+    step = compile_.jit(lambda s, b: train_step(s, b, objective=objective, tx=tx))
     return common.Candidate(step, (state, (x, y)))
 
 

@@ -42,3 +42,7 @@ from robustjax.core.hvp import (  # noqa: F401,E402
     input_hvp,
     input_hvp_finite_difference,
 )
+
+# --- compile options of training steps (performance issue) ---
+from robustjax.core import compile  # noqa: F401,E402
+from robustjax.core.compile import cpu_compiler_options  # noqa: F401,E402
