@@ -33,7 +33,7 @@ import jax
 import jax.numpy as jnp
 
 from benchmarks import common
-from robustjax.attacks import pgd
+from robustjax.attacks import _common, pgd
 from robustjax.core import norms as N
 
 NORMS = {"linf": (jnp.inf, common.PGD_LINF), "l2": (2, common.PGD_L2)}
@@ -48,7 +48,7 @@ def default_unroll():
 def default_style() -> str:
     """``"rolled"`` if ``pgd``'s default leaves the loop rolled (``False``, 0 or 1), else ``"unrolled"``
     (``True`` or an unroll factor > 1, measured here as full unrolling)."""
-    u = default_unroll()
+    u = _common.resolve_unroll(default_unroll(), common.PGD_STEPS)
     return "rolled" if u is False or (type(u) is int and u <= 1) else "unrolled"
 
 

@@ -1,6 +1,7 @@
 """PGD: analytic linear case, an independent NumPy PGD, properties (hypothesis), trained model."""
 
 import math
+import re
 from functools import partial
 
 import jax
@@ -177,6 +178,18 @@ def test_pgd_options():
     # rolled and unrolled loops compute the same thing
     np.testing.assert_allclose(pgd(f, x, None, unroll=False, **kw), pgd(f, x, None, unroll=True, **kw),
                                atol=1e-6)
+    # the default unroll=None unrolls short loops fully and keeps long ones rolled (the loop is
+    # a scan over `steps` whose unroll factor is the number of steps per iteration)
+    from robustjax.attacks._common import UNROLL_MAX_STEPS
+
+    def scan_unroll(**over):
+        jaxpr = str(jax.make_jaxpr(lambda xx: pgd(f, xx, None, **{**kw, **over}))(x))
+        return [int(u) for u in re.findall(r"unroll=(\d+)", jaxpr)]
+
+    assert scan_unroll(steps=3) == [3]
+    assert scan_unroll(steps=UNROLL_MAX_STEPS) == [UNROLL_MAX_STEPS]
+    assert scan_unroll(steps=UNROLL_MAX_STEPS + 1) == [1]
+    assert scan_unroll(steps=3, unroll=False) == [1]
     # temperature T: the ℓ2 direction of CE_β differs from CE_1 in general, but stays in the ball
     hot = pgd(f, x, None, temperature=0.1, **kw)
     assert np.all(np.asarray(N.l2_norm(hot - x)) <= 0.3 * (1 + 1e-6))

@@ -79,6 +79,8 @@ def test_bad_other_arguments():
         A.pgd(f, X, Y, eps=0.1, temperature=0.0, **PGD)
     with pytest.raises(ValueError, match="unroll"):
         A.pgd(f, X, Y, eps=0.1, unroll=0, **PGD)
+    with pytest.raises(ValueError, match="unroll"):
+        A.wrm(f, X, Y, gamma=1.0, steps=2, unroll="yes")
     with pytest.raises(ValueError, match="overshoot"):
         A.deepfool(f, X, overshoot=-0.1)
     with pytest.raises(ValueError, match="logits_fn"):

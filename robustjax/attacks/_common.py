@@ -114,12 +114,32 @@ def run_jitted(body: Callable, arrays: tuple, static: dict, traced_hint: tuple =
     return fn(*arrays)
 
 
+#: ``unroll=None`` (the attacks' default) fully unrolls loops of at most this many steps and
+#: keeps longer ones rolled. With ``robustjax.nn.Conv`` (the zoo's convolution) both forms run
+#: equally fast on XLA:CPU (idle 2-core machine, SGR MNIST CNN, batch 128, PGD ℓ∞: 10 steps
+#: 0.56 s unrolled / 0.49 s rolled, 20 steps 0.97 / 0.95 s), but a rolled loop compiles once
+#: (0.6–0.7 s for 10, 20 or 100 steps) while an unrolled one compiles in time linear in
+#: ``steps``. With plain ``flax.linen.Conv`` a rolled loop is ~8x slower than an unrolled one
+#: (XLA lays out the flipped kernel of JAX's conv transpose badly inside a while loop), so the
+#: short attacks of adversarial training stay unrolled for users' own models.
+UNROLL_MAX_STEPS = 20
+
+
 def check_unroll(unroll: Any) -> None:
-    """``unroll`` must be a bool or an integer ≥ 1 (``lax.fori_loop``'s unroll factor)."""
-    if isinstance(unroll, bool):
+    """``unroll`` must be None, a bool or an integer ≥ 1 (``lax.fori_loop``'s unroll factor)."""
+    if unroll is None or isinstance(unroll, bool):
         return
     if not isinstance(unroll, int) or unroll < 1:
-        raise ValueError(f"unroll must be True, False or an integer >= 1; got {unroll!r}")
+        raise ValueError(f"unroll must be None, True, False or an integer >= 1; got {unroll!r}")
+
+
+def resolve_unroll(unroll: Any, steps: int) -> bool | int:
+    """The ``lax.fori_loop`` unroll of a ``steps``-step loop: ``unroll`` itself, or for ``None``
+    full unrolling up to ``UNROLL_MAX_STEPS`` steps and a rolled loop beyond."""
+    check_unroll(unroll)
+    if unroll is None:
+        return steps <= UNROLL_MAX_STEPS
+    return unroll
 
 
 def check_eps(eps: Any, name: str = "eps") -> Any:

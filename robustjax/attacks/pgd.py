@@ -20,13 +20,9 @@ from robustjax.attacks import _common as C
 from robustjax.core import norms as N
 from robustjax.core import validation as V
 
-# Default loop unrolling, chosen by measurement (benchmarks/attacks.py: SGR MNIST CNN, batch 128,
-# ℓ∞ PGD-10, XLA:CPU, shared and heavily loaded 2-core machine, medians of 5, two runs): rolled
-# fori_loop 24.7 / 16.9 s (4.3 / 6.1 × the cost of its 10 gradients), unroll=True 4.9 / 3.2 s
-# (0.84 / 1.15 ×), jitted gradient called from a Python loop 5.7 / 4.1 s (0.98 / 1.50 ×).
-# XLA:CPU handles conv gradients inside a while loop badly; unrolling costs compile
-# time linear in ``steps`` (use unroll=False for hundreds of steps or on GPU/TPU).
-DEFAULT_UNROLL = True
+# Default loop unrolling: ``None`` = fully unrolled up to ``_common.UNROLL_MAX_STEPS`` (20)
+# steps, rolled beyond (measurements in ``_common``).
+DEFAULT_UNROLL = None
 
 
 def _pgd_body(
@@ -71,7 +67,7 @@ def pgd(
     targeted: bool = False,
     loss: str = "ce",
     temperature: float = 1.0,
-    unroll: bool | int = DEFAULT_UNROLL,
+    unroll: bool | int | None = DEFAULT_UNROLL,
 ) -> jax.Array:
     """Projected gradient ascent attack; returns ``x_adv[B, ...]`` with ``‖x_adv − x‖ ≤ eps``.
 
@@ -91,14 +87,16 @@ def pgd(
       targeted: minimize the loss of the target ``y`` instead of maximizing the loss of ``y``.
       loss: ``"ce"`` (softmax cross-entropy), ``"cw"`` (margin) or ``"sos"`` (``½‖f(x)−f(x')‖²``,
         Roth eq. 17). temperature: ``T = 1/β`` of the softmax (Roth eq. 21).
-      unroll: ``lax.fori_loop`` unrolling (``True`` fully unrolls; measured faster on XLA:CPU).
+      unroll: ``lax.fori_loop`` unrolling: ``True`` fully unrolls, ``False`` keeps one rolled
+        loop (compiles once, whatever ``steps``), an integer unrolls by that factor; ``None``
+        (default) unrolls up to 20 steps and rolls longer loops (see ``UNROLL_MAX_STEPS``).
     """
     x, y, clip, _ = C.validate_common(logits_fn, x, y, targeted=targeted, loss=loss, clip=clip)
     C.check_eps(eps)
     p = C.norm_value(norm)
     V.check_nonnegative(step_size, name="step_size")
     steps = V.check_positive_int(steps, name="steps")
-    C.check_unroll(unroll)
+    unroll = C.resolve_unroll(unroll, steps)
     V.check_positive(temperature, name="temperature")
     if random_start and key is None:
         raise ValueError("key must be a jax.random key when random_start=True; got None")

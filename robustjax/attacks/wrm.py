@@ -59,7 +59,7 @@ def wrm(
     steps: int,
     step_size: float | None = None,
     clip: tuple[float, float] | None = None,
-    unroll: bool | int = True,
+    unroll: bool | int | None = None,
 ) -> jax.Array:
     """Sinha et al.'s WRM attack: ``argmax_{x'} ℓ(f(x'), y) − γ‖x' − x‖₂²`` (Farnia eq. 7).
 
@@ -68,12 +68,13 @@ def wrm(
     (``steps + 1`` gradient evaluations). A float ``step_size`` η instead runs ``steps`` updates
     ``x' += η(∇(εℓ) − (x' − x))`` from ``x`` (gradient ascent on the Lagrangian with rate ``εη``).
     No projection; ``clip`` (default none) is applied after each update. ``y=None`` attacks the
-    predicted labels. ℓ is softmax cross-entropy.
+    predicted labels. ℓ is softmax cross-entropy. ``unroll`` as in :func:`pgd` (``None``: unrolled
+    up to 20 steps, rolled beyond).
     """
     x, y, clip, _ = C.validate_common(logits_fn, x, y, clip=clip)
     V.check_positive(gamma, name="gamma")
     steps = V.check_positive_int(steps, name="steps")
-    C.check_unroll(unroll)
+    unroll = C.resolve_unroll(unroll, steps)
     if step_size is not None:
         V.check_positive(step_size, name="step_size")
         step_size = C.as_static_float(step_size)
