@@ -149,3 +149,30 @@ def test_projection_properties(b, shape, eps, p, scale, seed):
     np.testing.assert_allclose(np.asarray(out)[inside], np.asarray(d)[inside], rtol=1e-6)
     # idempotent
     np.testing.assert_allclose(N.project_to_ball(out, eps=eps, norm=p), out, rtol=1e-6, atol=1e-7)
+
+
+# ---------------------------------------------------------------- round_into_ball
+@pytest.mark.parametrize("norm", [2, math.inf])
+def test_round_into_ball_fixes_rounding_only(norm):
+    from robustjax.core.norms import l2_norm, linf_norm, round_into_ball
+
+    key = jax.random.PRNGKey(5)
+    x = jax.random.uniform(key, (64, 7), jnp.float32, 0.2, 0.8)
+    eps = 0.01
+    d = jax.random.normal(jax.random.PRNGKey(6), x.shape)
+    if norm == math.inf:
+        d = eps * jnp.sign(d)                       # on the sphere: x + d rounds either way
+    else:
+        d = eps * d / l2_norm(d)[:, None]
+    inside = x + 0.5 * d                            # well inside: untouched
+    on = x + d
+    measure = linf_norm if norm == math.inf else l2_norm
+    assert np.any(np.asarray(measure(on - x)) > eps)  # float32 rounding leaves the ball
+    fixed = round_into_ball(x, on, eps=eps, norm=norm)
+    assert np.all(np.asarray(measure(fixed - x)) <= eps)
+    np.testing.assert_allclose(np.asarray(fixed), np.asarray(on), rtol=0, atol=2e-7)
+    np.testing.assert_array_equal(np.asarray(round_into_ball(x, inside, eps=eps, norm=norm)),
+                                  np.asarray(inside))
+    # derivatives see the identity (the fix is a constant)
+    g = jax.grad(lambda v: jnp.sum(round_into_ball(x, v, eps=eps, norm=norm) * 3.0))(on)
+    np.testing.assert_array_equal(np.asarray(g), np.full(x.shape, 3.0, np.float32))

@@ -2,6 +2,8 @@
 every transformation the library uses (reference: plain JAX autodiff of the lax convolution,
 compared in float64 so that only a wrong formula, not rounding, can make a test fail)."""
 
+import re
+
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -195,3 +197,36 @@ def test_zoo_default_matches_flax_conv_model(double_backprop):
         return jax.jit(lambda v: (jax.grad(obj)(v), jax.grad(loss, argnums=1)(v, x)))(v)
 
     _close(gn_grad(ours), gn_grad(plain))
+
+
+@pytest.mark.parametrize("strides, dilation, padding", [
+    ((1, 1), (1, 1), "VALID"), ((2, 2), (1, 1), "SAME"), ((3, 2), (2, 1), ((1, 2), (0, 1))),
+    ((2, 1), (1, 2), ((2, 0), (1, 1))),  # high padding cropped in the kernel-gradient conv
+])
+def test_kernel_gradient_conv_matches_jax_transpose(strides, dilation, padding):
+    # the kernel gradient is emitted as one canonical convolution between explicit transposes;
+    # reference: JAX's own transpose rule of lax.conv_general_dilated (float64)
+    x = jax.random.normal(jax.random.PRNGKey(3), (3, 9, 8, 2), jnp.float64)
+    w_shape = (3, 2, 2, 4)
+    dk = tuple((k - 1) * d + 1 for k, d in zip(w_shape[:2], dilation))
+    pads = lax.padtype_to_pads(x.shape[1:3], dk, strides, padding) if isinstance(padding, str) else padding
+    cfg = (strides, tuple(map(tuple, pads)), dilation, None)
+    g = jax.random.normal(jax.random.PRNGKey(4), C._lax_conv(x, jnp.zeros(w_shape), cfg).shape, jnp.float64)
+    ref = jax.linear_transpose(lambda k: C._lax_conv(x, k, cfg), jax.ShapeDtypeStruct(w_shape, jnp.float64))(g)[0]
+    _close(C._kernel_grad(g, x, w_shape, cfg), ref)
+
+
+def test_kernel_gradient_inside_a_loop_stays_canonical():
+    # XLA:CPU runs a kernel-gradient convolution with JAX's non-canonical dimension labels as a
+    # naive loop inside while bodies; ours must reach XLA as NHWC x HWIO (b01f_01io->b01f)
+    x = jnp.ones((4, 2, 10, 10, 3), jnp.float32)
+    kern = jnp.ones((3, 3, 3, 8), jnp.float32)
+
+    def grads(k):
+        def body(acc, xb):
+            return acc + jax.grad(lambda kk: jnp.sum(C.conv(xb, kk) ** 2))(k), None
+        return lax.scan(body, jnp.zeros_like(k), x)[0]
+
+    hlo = jax.jit(grads).lower(kern).compile().as_text()
+    labels = set(re.findall(r"dim_labels=([\w>\-]+)", hlo))
+    assert labels and labels <= {"b01f_01io->b01f"}, labels

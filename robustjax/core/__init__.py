@@ -10,6 +10,7 @@ from robustjax.core.norms import (  # noqa: F401,E402
     linf_norm,
     per_example_norm,
     project_to_ball,
+    round_into_ball,
     sample_uniform_ball,
     steepest_ascent_direction,
 )

@@ -126,3 +126,32 @@ def clip_to_range(x: jax.Array, clip: tuple[float, float] | None) -> jax.Array:
         return x
     low, high = clip
     return jnp.clip(x, low, high)
+
+
+def round_into_ball(x: jax.Array, x_adv: jax.Array, *, eps: Any, norm: float) -> jax.Array:
+    """Undo float32 rounding of ``x + δ`` that can put ``x_adv`` a fraction of an ulp outside
+    the ε-ball (relative excess up to ``ulp(x)/ε``, i.e. 1e-5 for ε = 0.01 on [0, 1] images).
+
+    ℓ∞: coordinates with ``|x_adv − x| > eps`` move one ulp towards ``x``. ℓ2: examples whose
+    computed ``‖x_adv − x‖`` exceeds ``eps`` are rescaled to radius ``eps`` and then every
+    coordinate moves one ulp towards ``x`` (which removes the ≤ ½-ulp rounding of the rescale).
+    Values already inside are untouched; moving towards ``x`` never leaves a ``clip`` range
+    that contains both ``x`` and ``x_adv``.
+    """
+    # The correction is a rounding fix, not part of the attack's math: it is computed on
+    # stop_gradient values (``nextafter`` has no derivative) and added as a constant, so
+    # derivatives through the attack see the identity here.
+    xs, xa = jax.lax.stop_gradient(x), jax.lax.stop_gradient(x_adv)
+    d = xa - xs
+    if norm == math.inf:
+        over = jnp.abs(d) > _expand(eps, d)
+        fixed = jnp.where(over, jnp.nextafter(xa, xs), xa)
+    else:
+        n = l2_norm(d)
+        over = n > eps
+        shape = (-1,) + (1,) * (x.ndim - 1)
+        factor = jnp.asarray(eps, x.dtype) / jnp.maximum(n, 1e-30)
+        shrunk = jnp.nextafter(xs + d * factor.reshape(shape), xs)
+        fixed = jnp.where(over.reshape(shape), shrunk, xa)
+    # fixed − xa is exact (nearby floats), so x_adv + (fixed − xa) == fixed in value.
+    return x_adv + jax.lax.stop_gradient(fixed - xa)

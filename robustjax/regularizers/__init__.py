@@ -21,10 +21,13 @@ from robustjax.regularizers.data_dependent_spectral_norm import (  # noqa: E402
 )
 from robustjax.regularizers.sgr import (  # noqa: E402
     gradient_norm_penalty,
+    gradient_norm_penalty_of_gradient,
     log_likelihood_input_gradient,
     sgr_penalty,
+    sgr_penalty_of_gradient,
 )
 from robustjax.regularizers.soar import (  # noqa: E402
+    soar_directions,
     soar_evaluation_point,
     soar_penalty,
     soar_radius_squared,

@@ -64,6 +64,20 @@ def soar_radius_squared(eps: float, d: int, *, norm: Any = jnp.inf):
     return (d * eps**2 + 1.0) if p == math.inf else (eps**2 + 1.0)
 
 
+def soar_directions(key: jax.Array, x: jax.Array, *, alpha: float | None = None):
+    """The random constants of one SOAR evaluation on ``x[B, ...]`` (Ma et al. eq. 8–9):
+    ``z ~ N(0, I_{d+1})`` per example ``[B, d+1]`` and, when ``alpha`` is given, the FD steps
+    ``h ~ U(0, α]`` ``[B]`` (never 0), else ``h = None``. :func:`soar_penalty` with ``key``
+    draws exactly these; draw them yourself to split a batch into microbatches."""
+    b, d = x.shape[0], math.prod(x.shape[1:])
+    kz, kh = jax.random.split(key)
+    z = jax.random.normal(kz, (b, d + 1), x.dtype)
+    if alpha is None:
+        return z, None
+    # U(0, α) without 0: α·(1 − U[0, 1)) ∈ (0, α].
+    return z, alpha * (1.0 - jax.random.uniform(kh, (b,), x.dtype))
+
+
 def soar_penalty(
     logits_fn: Callable[[jax.Array], jax.Array],
     x: jax.Array,
@@ -117,10 +131,11 @@ def soar_penalty(
         V.check_positive(alpha, name="alpha")
     if (z is None or (hvp == "fd" and h is None)) and key is None:
         raise ValueError("key must be a PRNG key to draw z (and h); got None")
-    kz, kh = jax.random.split(key) if key is not None else (None, None)
-    if z is None:
-        z = jax.random.normal(kz, (b, d + 1), x.dtype)
-    elif tuple(z.shape) != (b, d + 1):
+    if key is not None:
+        z_drawn, h_drawn = soar_directions(key, x, alpha=alpha if hvp == "fd" else None)
+        z = z_drawn if z is None else z
+        h = h_drawn if h is None else h
+    if tuple(z.shape) != (b, d + 1):
         raise ValueError(f"z must have shape [B, d+1] = ({b}, {d + 1}); got {tuple(z.shape)}")
     z = jax.lax.stop_gradient(z).astype(x.dtype)
     z_d = z[:, :d].reshape(x.shape)
@@ -130,13 +145,9 @@ def soar_penalty(
         return L.cross_entropy(logits_fn(xx), y)
 
     if hvp == "fd":
-        if h is None:
-            # U(0, α) without 0: α·(1 − U[0, 1)) ∈ (0, α].
-            h = alpha * (1.0 - jax.random.uniform(kh, (b,), x.dtype))
-        else:
-            h = jnp.asarray(h, x.dtype)
-            if h.shape not in ((), (b,)):
-                raise ValueError(f"h must be a scalar or a vector [B={b}]; got shape {h.shape}")
+        h = jnp.asarray(h, x.dtype)
+        if h.shape not in ((), (b,)):
+            raise ValueError(f"h must be a scalar or a vector [B={b}]; got shape {h.shape}")
         h = jax.lax.stop_gradient(h)
         hz, g = input_hvp_finite_difference(loss_fn, x, z_d, h=h, return_grad=True)
     else:
