@@ -2,7 +2,8 @@
 
 Model: the SGR MNIST CNN (``benchmarks.common.build_model``), batch 128 of mnist-5k, Adam
 (1e-3), one jitted train step per method (the same ``robustjax.training.step.train_step`` the
-fit loop uses). Each time is the median of ``--repeats`` (≥ 5) interleaved steps after a
+fit loop uses, compiled as the fit loop compiles it: ``robustjax.core.compile.jit``, on CPU with
+XLA's YNNPACK fusions off unless ``ROBUSTJAX_CPU_YNNPACK=1``). Each time is the median of ``--repeats`` (≥ 5) interleaved steps after a
 warm-up (compilation excluded, reported as ``compile_s``); the ratio divides by ERM's median
 measured in the same rounds. Peak memory is XLA's compiled memory analysis of each step
 (arguments + outputs + temporaries − aliased) ÷ ERM's.
