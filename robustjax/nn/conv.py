@@ -203,7 +203,7 @@ def _kernel_grad(g, x, w_shape, cfg):
     xt = jnp.moveaxis(x, (0, n + 1), (n + 1, 0))          # [C, H.., B]
     gt = jnp.moveaxis(g, 0, n)                             # [H_out.., B, O]
     out = lax.conv_general_dilated(
-        xt, gt.astype(x.dtype) if gt.dtype != x.dtype else gt, window_strides=dil,
+        xt, gt.astype(x.dtype), window_strides=dil,
         padding=tuple((p[0], h) for p, h in zip(pads, hi)), rhs_dilation=strides,
         dimension_numbers=_dn(n), precision=precision)    # [C, k.., O]
     return jnp.moveaxis(out, 0, n).astype(g.dtype)         # [k.., C, O]
