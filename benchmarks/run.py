@@ -52,8 +52,6 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as a script: make ``benchmarks`` importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import jax
-
 from benchmarks import attacks as bench_attacks
 from benchmarks import common
 from benchmarks import soar as bench_soar
