@@ -159,10 +159,3 @@ def as_static_float(value: Any) -> Any:
 def norm_value(norm: Any) -> float:
     v = V.check_norm(norm)
     return math.inf if v == math.inf else 2.0
-
-
-def enforce_ball(x: jax.Array, x_adv: jax.Array, *, eps: Any, norm: float) -> jax.Array:
-    """``robustjax.core.norms.round_into_ball`` (kept under its old name for the attacks)."""
-    from robustjax.core import norms as N
-
-    return N.round_into_ball(x, x_adv, eps=eps, norm=norm)

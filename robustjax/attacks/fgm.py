@@ -24,7 +24,7 @@ def _fgm_body(x, y, *, logits_fn, eps, norm, clip, targeted, loss):
     )
     step = N._expand(eps, g) * N.steepest_ascent_direction(g, norm=norm)
     x_adv = N.clip_to_range(x + step, clip)
-    return C.enforce_ball(x, x_adv, eps=eps, norm=norm)
+    return N.round_into_ball(x, x_adv, eps=eps, norm=norm)
 
 
 def fgm(

@@ -44,7 +44,7 @@ def uniform_noise(
     p = C.norm_value(norm)
     clip = V.check_clip(clip)
     delta = N.sample_uniform_ball(key, x.shape, eps=eps, norm=p, dtype=x.dtype)
-    return C.enforce_ball(x, N.clip_to_range(x + delta, clip), eps=eps, norm=p)
+    return N.round_into_ball(x, N.clip_to_range(x + delta, clip), eps=eps, norm=p)
 
 
 def gaussian_noise(

@@ -49,7 +49,7 @@ def _pgd_body(
         return N.clip_to_range(x_new, clip)
 
     x_adv = lax.fori_loop(0, steps, step, x0, unroll=unroll)
-    return C.enforce_ball(x, x_adv, eps=eps, norm=norm)
+    return N.round_into_ball(x, x_adv, eps=eps, norm=norm)
 
 
 def pgd(
