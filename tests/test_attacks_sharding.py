@@ -1,10 +1,11 @@
 """Every attack on a batch sharded over 4 forced host devices (subprocess) equals one device."""
 
 import json
-import os
 import subprocess
 import sys
 import textwrap
+
+from support import subprocess_env
 
 SHARDED_SCRIPT = textwrap.dedent(
     """
@@ -59,8 +60,7 @@ SHARDED_SCRIPT = textwrap.dedent(
 
 
 def test_sharded_batch_gives_same_result_as_one_device():
-    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=4",
-               JAX_PLATFORMS="cpu")
+    env = subprocess_env(devices=4)
     proc = subprocess.run([sys.executable, "-c", SHARDED_SCRIPT], env=env, capture_output=True,
                           text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]

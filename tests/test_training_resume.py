@@ -1,7 +1,6 @@
 """Kill a real training process after its first checkpoint; the resumed run ends exactly where an
 uninterrupted run with the same seed ends."""
 
-import os
 import signal
 import subprocess
 import sys
@@ -12,6 +11,7 @@ import numpy as np
 import jax
 
 from robustjax.training.loop import load_run
+from support import subprocess_env
 
 ROOT = Path(__file__).resolve().parents[1]
 OVERRIDES = ["--set", "model=mlp", "--set", "model_kwargs={}", "--set", "epochs=4", "--set", "batch_size=64"]
@@ -20,7 +20,7 @@ OVERRIDES = ["--set", "model=mlp", "--set", "model_kwargs={}", "--set", "epochs=
 def _train(workdir, *extra, wait=True):
     cmd = [sys.executable, "-m", "robustjax", "train", "--config", str(ROOT / "configs/mnist5k/erm.py"),
            "--workdir", str(workdir), *OVERRIDES, *extra]
-    env = dict(os.environ, JAX_PLATFORMS="cpu")
+    env = subprocess_env()
     if wait:
         proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
         assert proc.returncode == 0, proc.stderr[-3000:]

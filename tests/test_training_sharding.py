@@ -1,12 +1,13 @@
 """Data-parallel training over 4 (forced host) devices equals the 1-device run."""
 
 import json
-import os
 import subprocess
 import sys
 import textwrap
 
 import numpy as np
+
+from support import subprocess_env
 
 SCRIPT = textwrap.dedent(
     """
@@ -49,10 +50,7 @@ SCRIPT = textwrap.dedent(
 
 
 def _run(model_name, devices, tmp_path, *, steps=2, ynnpack=False):
-    env = dict(os.environ)
-    env["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={devices}"
-    env["JAX_PLATFORMS"] = "cpu"
-    env["ROBUSTJAX_CPU_YNNPACK"] = "1" if ynnpack else "0"
+    env = subprocess_env(devices=devices, ROBUSTJAX_CPU_YNNPACK="1" if ynnpack else "0")
     out = tmp_path / f"{model_name}_{devices}_{int(ynnpack)}.npz"
     proc = subprocess.run(
         [sys.executable, "-c", SCRIPT, model_name, str(out), str(steps)], env=env, capture_output=True,
