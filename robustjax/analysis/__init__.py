@@ -1,4 +1,22 @@
-"""Diagnostics of the papers: spectra, alignment, margins, layer singular values."""
+"""Diagnostics of the papers: spectra, alignment, margins, layer singular values.
+
+Convention of the paper diagnostics (Roth 2019, SGR 2018, SOAR 2020 block below):
+
+* Pure, batch-first functions of a model function (``logits_fn: x[B, ...] -> logits[B, K]``,
+  ``fn``/``features_fn: x[B, ...] -> φ[B, ...]`` for a hidden layer, ``loss_fn: x[B, ...] ->
+  loss[B]``); examples are independent (BatchNorm in inference mode). Bad arguments raise a
+  ``ValueError`` naming them.
+* Path diagnostics (``local_linearity``, ``sigma_along_path``, ``taylor_approximation_quality``)
+  normalize each ``directions[i]`` to unit ℓ2 norm and evaluate at ``x + t·d̂`` for every radius
+  ``t ≥ 0``: ``t`` is the ℓ2 distance in pixel units (data in [0, 1]). ``softmax_along_trajectory``
+  instead takes ``ts`` as signed multiples of ``delta`` (SGR Fig. 6: −5 … 5).
+* Each returns a frozen dataclass (:class:`AnalysisResult`) of NumPy arrays with ``summary()``
+  (JSON-safe aggregates for ``analysis.json``/``.md``) and ``to_json()`` (every field);
+  per-example fields have the example axis first and :func:`concatenate_results` joins
+  batches. Each has a ``plot_*`` companion (matplotlib Agg) that takes one result or a mapping
+  ``{label: result}`` to overlay runs (``{"ERM": r1, "PGD AT": r2}``) and returns a
+  ``matplotlib.figure.Figure`` (save it with ``fig.savefig(path)``).
+"""
 
 # --- layer spectra (spectral issue) ---
 from robustjax.analysis.layer_spectra import (  # noqa: E402,F401
@@ -8,3 +26,54 @@ from robustjax.analysis.layer_spectra import (  # noqa: E402,F401
     network_spectral_report,
     penalty_layers,
 )
+
+# --- issue 12 (helper i12a): Roth 2019 alignment/linearity, SGR 2018 covariance/trajectory,
+# SOAR 2020 Taylor quality/confidence, their plots, and the shared result convention ---
+from robustjax.analysis.results import (  # noqa: E402,F401
+    AnalysisResult,
+    concatenate_results,
+)
+from robustjax.analysis.alignment import (  # noqa: E402,F401
+    AlignmentResult,
+    perturbation_alignment,
+)
+from robustjax.analysis.linearity import (  # noqa: E402,F401
+    LinearityResult,
+    SigmaPathResult,
+    local_linearity,
+    sigma_along_path,
+)
+from robustjax.analysis.covariance import (  # noqa: E402,F401
+    CovarianceResult,
+    decay_length,
+    perturbation_covariance,
+)
+from robustjax.analysis.trajectory import (  # noqa: E402,F401
+    TrajectoryResult,
+    softmax_along_trajectory,
+)
+from robustjax.analysis.taylor import (  # noqa: E402,F401
+    TaylorResult,
+    taylor_approximation_quality,
+)
+from robustjax.analysis.confidence import (  # noqa: E402,F401
+    EVALUATION_POINTS,
+    ConfidenceResult,
+    confidence_at_points,
+)
+from robustjax.analysis.plots_roth import (  # noqa: E402,F401
+    plot_alignment_vs_eps,
+    plot_local_linearity,
+    plot_perturbation_alignment,
+    plot_sigma_along_path,
+)
+from robustjax.analysis.plots_sgr import (  # noqa: E402,F401
+    plot_covariance_function,
+    plot_perturbation_covariance,
+    plot_softmax_trajectory,
+)
+from robustjax.analysis.plots_soar import (  # noqa: E402,F401
+    plot_confidence,
+    plot_taylor_approximation,
+)
+# --- end issue 12 (helper i12a) ---
