@@ -14,13 +14,14 @@ sign of a singular vector is arbitrary, hence the absolute value. A random-direc
 from __future__ import annotations
 
 import dataclasses
+import math
 from typing import Any, Callable
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from robustjax.analysis.inputs import check_callable, check_like
+from robustjax.analysis.inputs import check_callable, check_like, run_compiled
 from robustjax.analysis.results import AnalysisResult, per_example_field, quantile_summary
 from robustjax.core.jacobian import jacobian_singular_values
 from robustjax.core.validation import check_inputs, check_positive_int
@@ -86,6 +87,16 @@ def subspace_alignment(vt: jax.Array, delta: jax.Array):
     return cos, jnp.minimum(share, 1.0), norm
 
 
+def _alignment_body(x, delta, baseline, *, logits_fn, k):
+    _, s, vt = jacobian_singular_values(logits_fn, x, compute_uv=True)
+    vt_k = vt[:, :k]
+    cos, share, norm = subspace_alignment(vt_k, delta)
+    if baseline is None:
+        return s, cos, share, norm, None, None
+    random_cos, random_share, _ = subspace_alignment(vt_k, baseline)
+    return s, cos, share, norm, random_cos, random_share
+
+
 def perturbation_alignment(
     logits_fn: Callable,
     x: jax.Array,
@@ -122,27 +133,27 @@ def perturbation_alignment(
         raise ValueError("give at most one of key (Gaussian baseline) or baseline (directions); got both")
     if baseline is not None:
         baseline = check_like(baseline, x, name="baseline")
-    _, s, vt = jacobian_singular_values(logits_fn, x, compute_uv=True)
-    rank = int(s.shape[1])
+    out = jax.eval_shape(logits_fn, x)
+    if len(out.shape) != 2 or out.shape[0] != x.shape[0]:
+        raise ValueError(f"logits_fn must return logits [B={x.shape[0]}, K]; got shape {tuple(out.shape)}")
+    rank = min(int(out.shape[1]), math.prod(x.shape[1:]))
     if k is None:
         k = rank
     k = check_positive_int(k, name="k")
     if k > rank:
         raise ValueError(f"k must be <= min(K, D) = {rank} (the number of singular vectors); got {k}")
-    vt_k = vt[:, :k]
-    cos, share, norm = subspace_alignment(vt_k, delta)
-    if key is not None:
+    if key is not None:  # drawn outside the compiled body: its program is shared by all models
         baseline = jax.random.normal(key, x.shape, x.dtype)
-    random_cos = random_share = None
-    if baseline is not None:
-        rc, rs, _ = subspace_alignment(vt_k, baseline)
-        random_cos, random_share = np.asarray(rc), np.asarray(rs)
+    s, cos, share, norm, random_cos, random_share = run_compiled(
+        _alignment_body, (x, delta, baseline), logits_fn=logits_fn, k=k
+    )
+    host = lambda a: None if a is None else np.asarray(a)  # noqa: E731
     return AlignmentResult(
-        singular_values=np.asarray(s),
-        cosines=np.asarray(cos),
-        share=np.asarray(share),
-        delta_norm=np.asarray(norm),
+        singular_values=host(s),
+        cosines=host(cos),
+        share=host(share),
+        delta_norm=host(norm),
         k=k,
-        random_cosines=random_cos,
-        random_share=random_share,
+        random_cosines=host(random_cos),
+        random_share=host(random_share),
     )

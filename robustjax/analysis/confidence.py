@@ -20,9 +20,16 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from robustjax.analysis.inputs import check_callable
+from robustjax.analysis.inputs import check_callable, run_compiled
 from robustjax.analysis.results import AnalysisResult, per_example_field
-from robustjax.core.validation import check_choice, check_inputs, check_labels, check_norm, check_positive
+from robustjax.core.validation import (
+    check_choice,
+    check_clip,
+    check_inputs,
+    check_labels,
+    check_norm,
+    check_positive,
+)
 from robustjax.regularizers.soar import soar_evaluation_point
 
 __all__ = ["ConfidenceResult", "confidence_at_points", "EVALUATION_POINTS"]
@@ -57,6 +64,22 @@ class ConfidenceResult(AnalysisResult):
         if self.correct is not None:
             out["accuracy"] = {p: float(self.correct[:, j].mean()) for j, p in enumerate(self.points)}
         return out
+
+
+def _confidence_body(x, y, key, *, logits_fn, eps, norm, step_size, clip, points):
+    maxprob, correct = [], []
+    for name in points:
+        if name == "clean":
+            xp = x
+        else:
+            xp = soar_evaluation_point(
+                logits_fn, x, y, init=_INIT[name], eps=eps, key=key, norm=norm, step_size=step_size, clip=clip
+            )
+        logits = logits_fn(xp)
+        maxprob.append(jnp.max(jax.nn.softmax(logits, axis=-1), axis=-1))
+        if y is not None:
+            correct.append(jnp.argmax(logits, axis=-1) == y)
+    return jnp.stack(maxprob, axis=1), (jnp.stack(correct, axis=1) if correct else None)
 
 
 def confidence_at_points(
@@ -98,27 +121,21 @@ def confidence_at_points(
         raise ValueError(f"points must not repeat a point; got {list(points)}")
     if key is None and any(name != "clean" for name in points):
         raise ValueError("key must be a PRNG key for the 'random' and 'pgd1' points; got None")
-    logits0 = logits_fn(x)
-    if logits0.ndim != 2 or logits0.shape[0] != x.shape[0]:
-        raise ValueError(f"logits_fn must return logits [B={x.shape[0]}, K]; got {logits0.shape}")
+    out = jax.eval_shape(logits_fn, x)
+    if len(out.shape) != 2 or out.shape[0] != x.shape[0]:
+        raise ValueError(f"logits_fn must return logits [B={x.shape[0]}, K]; got {tuple(out.shape)}")
     if y is not None:
-        y = check_labels(y, x, num_classes=int(logits0.shape[1]), name="y")
-    maxprob, correct = [], []
-    for name in points:
-        if name == "clean":
-            logits = logits0
-        else:
-            xp = soar_evaluation_point(
-                logits_fn, x, y, init=_INIT[name], eps=eps, key=key, norm=p, step_size=step_size, clip=clip
-            )
-            logits = logits_fn(xp)
-        maxprob.append(jnp.max(jax.nn.softmax(logits, axis=-1), axis=-1))
-        if y is not None:
-            correct.append(jnp.argmax(logits, axis=-1) == y)
+        y = check_labels(y, x, num_classes=int(out.shape[1]), name="y")
+    if step_size is not None:
+        check_positive(step_size, name="step_size")
+    maxprob, correct = run_compiled(
+        _confidence_body, (x, y, key), logits_fn=logits_fn, eps=float(eps), norm=p,
+        step_size=None if step_size is None else float(step_size), clip=check_clip(clip), points=points,
+    )
     return ConfidenceResult(
         points=points,
         eps=float(eps),
         norm="inf" if p == math.inf else "2",
-        max_probability=np.asarray(jnp.stack(maxprob, axis=1), np.float64),
-        correct=None if y is None else np.asarray(jnp.stack(correct, axis=1)),
+        max_probability=np.asarray(maxprob, np.float64),
+        correct=None if correct is None else np.asarray(correct),
     )

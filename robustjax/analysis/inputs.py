@@ -9,6 +9,7 @@ pixel units (data in [0, 1]). An all-zero direction stays zero (every point of i
 
 from __future__ import annotations
 
+import functools
 from typing import Any, Callable
 
 import jax
@@ -18,12 +19,15 @@ import numpy as np
 from robustjax.core.power import normalize_per_example
 from robustjax.core.validation import check_inputs
 
+_JIT_CACHE_SIZE = 32
+
 __all__ = [
     "check_callable",
     "check_like",
     "check_radii",
     "unit_directions",
     "per_example_l2",
+    "run_compiled",
 ]
 
 
@@ -67,3 +71,23 @@ def unit_directions(directions: jax.Array) -> jax.Array:
 def per_example_l2(a: jax.Array) -> jax.Array:
     """ℓ2 norm of every example of ``a[B, ...]`` over its non-batch axes, shape ``[B]``."""
     return jnp.sqrt(jnp.sum(jnp.square(a.reshape(a.shape[0], -1)), axis=1))
+
+
+@functools.lru_cache(maxsize=_JIT_CACHE_SIZE)
+def _cached_jit(body: Callable, static_items: tuple) -> Callable:
+    return jax.jit(functools.partial(body, **dict(static_items)))
+
+
+def run_compiled(body: Callable, arrays: tuple, **static) -> Any:
+    """``body(*arrays, **static)`` as one XLA program (the diagnostics' bodies are many small ops,
+    slow op by op). Programs are cached per ``(body, static)``; a model function in ``static`` is
+    hashed by identity, so calling a diagnostic batch after batch with the same ``logits_fn``
+    compiles once. Under an outer trace (``jax.jit`` of the caller) the body runs inline.
+    """
+    if any(isinstance(a, jax.core.Tracer) for a in jax.tree_util.tree_leaves(arrays)):
+        return body(*arrays, **static)
+    try:
+        fn = _cached_jit(body, tuple(sorted(static.items())))
+    except TypeError:  # an unhashable static value: compile without caching
+        fn = jax.jit(functools.partial(body, **static))
+    return fn(*arrays)

@@ -28,6 +28,7 @@ from robustjax.analysis.inputs import (
     check_like,
     check_radii,
     per_example_l2,
+    run_compiled,
     unit_directions,
 )
 from robustjax.analysis.results import AnalysisResult, per_example_field, quantile_summary
@@ -89,6 +90,17 @@ class SigmaPathResult(AnalysisResult):
         }
 
 
+def _linearity_body(x, d, ts, *, fn):
+    phi0, jd = jax.jvp(fn, (x,), (d,))
+
+    def at(t):
+        diff = fn(x + t * d) - phi0
+        return per_example_l2(diff - t * jd), per_example_l2(diff)
+
+    dev, change = lax.map(at, ts)  # [T, B] each
+    return dev, change, per_example_l2(jd)
+
+
 def local_linearity(fn: Callable, x: jax.Array, directions: jax.Array, radii) -> LinearityResult:
     """Deviation from linearity of ``fn`` along ``directions`` (Roth et al. 2019, §5.3, Fig. 2 left).
 
@@ -109,15 +121,10 @@ def local_linearity(fn: Callable, x: jax.Array, directions: jax.Array, radii) ->
     x = check_inputs(x, name="x")
     d = unit_directions(check_like(directions, x, name="directions"))
     radii = check_radii(radii, name="radii")
-    phi0, jd = jax.jvp(fn, (x,), (d,))
-    if phi0.ndim < 1 or phi0.shape[0] != x.shape[0]:
-        raise ValueError(f"fn must return one output per example [B={x.shape[0]}, ...]; got {phi0.shape}")
-
-    def at(t):
-        diff = fn(x + t * d) - phi0
-        return per_example_l2(diff - t * jd), per_example_l2(diff)
-
-    dev, change = lax.map(at, jnp.asarray(radii, x.dtype))  # [T, B] each
+    out = jax.eval_shape(fn, x)
+    if len(out.shape) < 1 or out.shape[0] != x.shape[0]:
+        raise ValueError(f"fn must return one output per example [B={x.shape[0]}, ...]; got {tuple(out.shape)}")
+    dev, change, jd_norm = run_compiled(_linearity_body, (x, d, jnp.asarray(radii, x.dtype)), fn=fn)
     dev, change = np.asarray(dev, np.float64).T, np.asarray(change, np.float64).T
     with np.errstate(divide="ignore", invalid="ignore"):
         relative = np.where(change > 0, dev / np.where(change > 0, change, 1.0),
@@ -127,8 +134,16 @@ def local_linearity(fn: Callable, x: jax.Array, directions: jax.Array, radii) ->
         deviation=dev,
         change=change,
         relative_deviation=relative,
-        linear_change=np.asarray(per_example_l2(jd), np.float64),
+        linear_change=np.asarray(jd_norm, np.float64),
     )
+
+
+def _sigma_body(x, d, ts, v0, *, logits_fn, iters):
+    def step(v, t):
+        sigma, _, v_new = jacobian_top_singular(logits_fn, x + t * d, iters=iters, v0=v)
+        return v_new, sigma
+
+    return lax.scan(step, v0, ts)[1]  # [T, B]
 
 
 def sigma_along_path(
@@ -162,10 +177,5 @@ def sigma_along_path(
     if key is None:
         raise ValueError("key must be a PRNG key (random start of the power iteration); got None")
     v0 = jax.random.normal(key, x.shape, x.dtype)
-
-    def step(v, t):
-        sigma, _, v_new = jacobian_top_singular(logits_fn, x + t * d, iters=iters, v0=v)
-        return v_new, sigma
-
-    _, sigma = lax.scan(step, v0, jnp.asarray(radii, x.dtype))  # [T, B]
+    sigma = run_compiled(_sigma_body, (x, d, jnp.asarray(radii, x.dtype), v0), logits_fn=logits_fn, iters=iters)
     return SigmaPathResult(radii=radii, sigma=np.asarray(sigma, np.float64).T, iters=iters)

@@ -2,7 +2,8 @@
 
 Every ``plot_*`` function takes one result or a mapping ``{label: result}`` (several runs
 overlaid, e.g. ``{"ERM": r1, "PGD AT": r2}``) and returns a ``matplotlib.figure.Figure`` drawn
-on an Agg canvas (no pyplot state: nothing to close, safe in threads and tests).
+on an Agg canvas (no pyplot state: nothing to close, safe in threads and tests). matplotlib
+is imported on the first plot only.
 """
 
 from __future__ import annotations
@@ -11,8 +12,6 @@ import warnings
 from typing import Any, Mapping
 
 import numpy as np
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
 
 __all__ = ["as_runs", "new_figure", "median_band", "run_colors", "finish"]
 
@@ -38,7 +37,14 @@ def as_runs(results: Any, cls: type | tuple, *, name: str = "results") -> dict[s
 
 
 def new_figure(nrows: int = 1, ncols: int = 1, *, width: float = 6.0, height: float = 4.2):
-    """An Agg-backed ``Figure`` and its ``[nrows, ncols]`` array of axes."""
+    """An Agg-backed ``Figure`` and its ``[nrows, ncols]`` array of axes.
+
+    matplotlib is imported here, not at module import, so ``import robustjax.analysis`` (which
+    the training code does for the layer spectra) stays fast.
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
     fig = Figure(figsize=(width * ncols, height * nrows))
     FigureCanvasAgg(fig)
     axes = fig.subplots(nrows, ncols, squeeze=False)

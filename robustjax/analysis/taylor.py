@@ -22,7 +22,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from robustjax.analysis.inputs import check_callable, check_like, check_radii, unit_directions
+from robustjax.analysis.inputs import check_callable, check_like, check_radii, run_compiled, unit_directions
 from robustjax.analysis.results import AnalysisResult, per_example_field, quantile_summary
 from robustjax.core.hvp import input_grad, input_hvp, input_hvp_finite_difference
 from robustjax.core.validation import check_inputs
@@ -79,6 +79,21 @@ class TaylorResult(AnalysisResult):
         }
 
 
+def _taylor_body(x, d, ts, fd, *, loss_fn):
+    loss0 = loss_fn(x)
+    slope = _dot(input_grad(loss_fn, x), d)
+    curvature = _dot(input_hvp(loss_fn, x, d), d)
+    exact = lax.map(lambda t: loss_fn(x + t * d), ts).T  # [B, T]
+    first = loss0[:, None] + ts[None] * slope[:, None]
+    second = first + 0.5 * ts[None] ** 2 * curvature[:, None]
+    if fd.shape[0] == 0:
+        return exact, first, second, slope, curvature, None
+    # SOAR eq. 9 with ‖d̂‖ = 1: d̂ᵀ(∇ℓ(x + h d̂) − ∇ℓ(x)) / h, one h at a time
+    curv_fd = lax.map(lambda h: _dot(input_hvp_finite_difference(loss_fn, x, d, h=h), d), fd).T  # [B, H]
+    second_fd = first[:, None, :] + 0.5 * ts[None, None] ** 2 * curv_fd[:, :, None]
+    return exact, first, second, slope, curvature, second_fd
+
+
 def taylor_approximation_quality(
     loss_fn: Callable,
     x: jax.Array,
@@ -108,24 +123,18 @@ def taylor_approximation_quality(
     x = check_inputs(x, name="x")
     d = unit_directions(check_like(directions, x, name="directions"))
     radii = check_radii(radii, name="radii")
-    fd = np.asarray(fd_steps, np.float64).reshape(-1) if np.size(fd_steps) else np.zeros((0,))
+    try:
+        fd = np.asarray(fd_steps, np.float64).reshape(-1)
+    except (TypeError, ValueError):
+        raise ValueError(f"fd_steps must be a sequence of steps h > 0; got {fd_steps!r}") from None
     if fd.size and not (np.all(np.isfinite(fd)) and np.all(fd > 0)):
         raise ValueError(f"fd_steps must be finite steps h > 0; got {fd.tolist()}")
-    loss0 = loss_fn(x)
-    if tuple(loss0.shape) != (x.shape[0],):
-        raise ValueError(f"loss_fn must return one loss per example, shape ({x.shape[0]},); got {loss0.shape}")
-    slope = _dot(input_grad(loss_fn, x), d)
-    curvature = _dot(input_hvp(loss_fn, x, d), d)
-    ts = jnp.asarray(radii, x.dtype)
-    exact = lax.map(lambda t: loss_fn(x + t * d), ts).T  # [B, T]
-    first = loss0[:, None] + ts[None] * slope[:, None]
-    second = first + 0.5 * ts[None] ** 2 * curvature[:, None]
-    second_fd = None
-    if fd.size:
-        curv_fd = jnp.stack(
-            [_dot(input_hvp_finite_difference(loss_fn, x, d, h=float(h)), d) for h in fd], axis=1
-        )  # [B, H]
-        second_fd = np.asarray(first[:, None, :] + 0.5 * ts[None, None] ** 2 * curv_fd[:, :, None], np.float64)
+    out = jax.eval_shape(loss_fn, x)
+    if tuple(out.shape) != (x.shape[0],):
+        raise ValueError(f"loss_fn must return one loss per example, shape ({x.shape[0]},); got {tuple(out.shape)}")
+    exact, first, second, slope, curvature, second_fd = run_compiled(
+        _taylor_body, (x, d, jnp.asarray(radii, x.dtype), jnp.asarray(fd, x.dtype)), loss_fn=loss_fn
+    )
     f64 = lambda a: np.asarray(a, np.float64)  # noqa: E731
     return TaylorResult(
         radii=radii,
@@ -135,5 +144,5 @@ def taylor_approximation_quality(
         second_order=f64(second),
         slope=f64(slope),
         curvature=f64(curvature),
-        second_order_fd=second_fd,
+        second_order_fd=f64(second_fd) if fd.size else None,
     )

@@ -18,7 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from robustjax.analysis.inputs import check_callable, check_like, check_radii
+from robustjax.analysis.inputs import check_callable, check_like, check_radii, run_compiled
 from robustjax.analysis.results import AnalysisResult, per_example_field
 from robustjax.core.norms import clip_to_range
 from robustjax.core.validation import check_clip, check_inputs
@@ -54,6 +54,13 @@ class TrajectoryResult(AnalysisResult):
         }
 
 
+def _trajectory_body(x, delta, ts, *, logits_fn, clip):
+    def at(t):
+        return jax.nn.softmax(logits_fn(clip_to_range(x + t * delta, clip)), axis=-1)
+
+    return lax.map(at, ts), jnp.argmax(logits_fn(x), axis=-1)  # [T, B, K], [B]
+
+
 def softmax_along_trajectory(
     logits_fn: Callable,
     x: jax.Array,
@@ -76,19 +83,18 @@ def softmax_along_trajectory(
     delta = check_like(delta, x, name="delta")
     ts = check_radii(ts, name="ts", nonnegative=False)
     clip = check_clip(clip)
-    logits0 = logits_fn(x)
-    if logits0.ndim != 2 or logits0.shape[0] != x.shape[0]:
-        raise ValueError(f"logits_fn must return logits [B={x.shape[0]}, K]; got {logits0.shape}")
-
-    def at(t):
-        return jax.nn.softmax(logits_fn(clip_to_range(x + t * delta, clip)), axis=-1)
-
-    probs = np.asarray(lax.map(at, jnp.asarray(ts, x.dtype)), np.float64).transpose(1, 0, 2)
+    out = jax.eval_shape(logits_fn, x)
+    if len(out.shape) != 2 or out.shape[0] != x.shape[0]:
+        raise ValueError(f"logits_fn must return logits [B={x.shape[0]}, K]; got {tuple(out.shape)}")
+    probs, prediction = run_compiled(
+        _trajectory_body, (x, delta, jnp.asarray(ts, x.dtype)), logits_fn=logits_fn, clip=clip
+    )
+    probs = np.asarray(probs, np.float64).transpose(1, 0, 2)
     order = np.argsort(ts, kind="stable")
     tv = 0.5 * np.abs(np.diff(probs[:, order], axis=1)).sum(axis=(1, 2))
     return TrajectoryResult(
         ts=ts,
         probabilities=probs,
-        clean_prediction=np.asarray(jnp.argmax(logits0, axis=-1)),
+        clean_prediction=np.asarray(prediction),
         total_variation=tv,
     )
