@@ -126,18 +126,24 @@ def concatenate_results(results: Sequence[AnalysisResult]) -> AnalysisResult:
         raise ValueError(
             f"results must all be the same AnalysisResult type; got {[type(r).__name__ for r in results]}"
         )
-    values = {}
-    for f in dataclasses.fields(cls):
-        items = [getattr(r, f.name) for r in results]
-        if f.metadata.get(_PER_EXAMPLE):
-            if any(i is None for i in items):
-                if not all(i is None for i in items):
-                    raise ValueError(f"results disagree on whether {f.name} is present")
-                values[f.name] = None
-            else:
-                values[f.name] = np.concatenate([np.asarray(i) for i in items], axis=0)
-        else:
+    fields = dataclasses.fields(cls)
+    for f in fields:  # shared fields first: they explain a shape mismatch of the per-example ones
+        if not f.metadata.get(_PER_EXAMPLE):
+            items = [getattr(r, f.name) for r in results]
             if not all(_same(items[0], i) for i in items[1:]):
                 raise ValueError(f"results must share {f.name} to be concatenated; they differ")
+    values = {}
+    for f in fields:
+        items = [getattr(r, f.name) for r in results]
+        if not f.metadata.get(_PER_EXAMPLE):
             values[f.name] = items[0]
+        elif any(i is None for i in items):
+            if not all(i is None for i in items):
+                raise ValueError(f"results disagree on whether {f.name} is present")
+            values[f.name] = None
+        else:
+            try:
+                values[f.name] = np.concatenate([np.asarray(i) for i in items], axis=0)
+            except ValueError as err:
+                raise ValueError(f"results have incompatible {f.name} shapes: {err}") from None
     return cls(**values)
