@@ -50,7 +50,8 @@ def _confidence(points=("clean", "random", "pgd1")):
 
 
 def _labels(fig):
-    return [t.get_text() for ax in fig.axes if ax.get_legend() for t in ax.get_legend().get_texts()]
+    legends = [ax.get_legend() for ax in fig.axes if ax.get_legend()] + list(fig.legends)
+    return [t.get_text() for legend in legends for t in legend.get_texts()]
 
 
 def _render(fig):
@@ -99,10 +100,14 @@ def test_sgr_plots():
 
 
 def test_soar_plots():
-    fig = A.plot_taylor_approximation({"SOAR": _taylor(), "ERM": _taylor(fd=False)}, example=2)
+    fig = A.plot_taylor_approximation({"ERM": _taylor(fd=False), "SOAR": _taylor()}, example=2)
     labels = _labels(fig)
-    assert "SOAR: 2nd order (FD, h = 0.1)" in labels and "ERM: exact loss" in labels
-    assert fig.axes[1].get_yscale() == "log" and "pixel" in fig.axes[1].get_xlabel()
+    assert len(fig.axes) == 4 and fig.axes[1].get_title() == "SOAR: example 2"
+    for name in ("exact loss", "1st order", "2nd order (exact HVP)", "2nd order (FD, h = 0.1)"):
+        assert name in labels
+    assert len(labels) == 9  # top: exact + 4 approximations once; bottom: the 4 approximations once
+    assert fig.axes[3].get_yscale() == "log" and "pixel" in fig.axes[3].get_xlabel()
+    np.testing.assert_allclose(fig.axes[2].get_lines()[0].get_xdata(), RADII[1:])  # t = 0 left out of the log axis
     _render(fig)
     fig = A.plot_confidence({"SOAR zero init": _confidence(), "PGD AT": _confidence(("clean",))})
     ax = fig.axes[0]

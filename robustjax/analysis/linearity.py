@@ -95,7 +95,11 @@ def _linearity_body(x, d, ts, *, fn):
 
     def at(t):
         diff = fn(x + t * d) - phi0
-        return per_example_l2(diff - t * jd), per_example_l2(diff)
+        # t = 0 is x itself: exact zeros, not the rounding difference between fn(x) compiled
+        # inside this loop and inside jax.jvp (which made the float32 ratio 0/0 ≈ 1)
+        zero = t == 0
+        return (jnp.where(zero, 0.0, per_example_l2(diff - t * jd)),
+                jnp.where(zero, 0.0, per_example_l2(diff)))
 
     dev, change = lax.map(at, ts)  # [T, B] each
     return dev, change, per_example_l2(jd)

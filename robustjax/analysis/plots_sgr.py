@@ -26,7 +26,7 @@ def plot_perturbation_covariance(results, *, crop: float = 0.25, title: str | No
     for label, r in runs.items():
         if r.matrix is None:
             raise ValueError(f"results[{label!r}] has no matrix; compute it with matrix=True")
-    fig, axes = new_figure(1, len(runs), width=4.4, height=4.2)
+    fig, axes = new_figure(1, len(runs), width=4.2, height=4.0, layout="constrained")
     image = None
     for ax, (label, r) in zip(axes[0], runs.items()):
         m = r.matrix
@@ -101,7 +101,8 @@ def plot_softmax_trajectory(results, *, examples: Sequence[int] = (0,), classes:
             raise ValueError(f"examples must be in [0, {b}) for results[{label!r}]; got {bad}")
         if classes is not None and any(not 0 <= c < k for c in classes):
             raise ValueError(f"classes must be in [0, {k}); got {list(classes)}")
-    fig, axes = new_figure(len(runs), len(examples), width=4.2, height=3.2)
+    fig, axes = new_figure(len(runs), len(examples), width=4.2, height=3.2, layout="constrained")
+    handles = {}
     for row, (label, r) in enumerate(runs.items()):
         k = r.probabilities.shape[2]
         cls = list(range(k)) if classes is None else list(classes)
@@ -110,13 +111,19 @@ def plot_softmax_trajectory(results, *, examples: Sequence[int] = (0,), classes:
         for col, e in enumerate(examples):
             ax = axes[row, col]
             for c in cls:
-                ax.plot(r.ts[order], r.probabilities[e, order, c], color=colors[c], label=f"class {c}")
+                (line,) = ax.plot(r.ts[order], r.probabilities[e, order, c], color=colors[c])
+                handles.setdefault(c, line)
             for t in (-1.0, 1.0):
                 ax.axvline(t, color="gray", linestyle=":", linewidth=0.8)
             ax.axvline(0.0, color="black", linewidth=0.8)
             ax.set_ylim(-0.02, 1.02)
+            ax.grid(alpha=0.3)
             ax.set_title(f"{label}: example {e} (clean class {int(r.clean_prediction[e])})", fontsize=9)
             ax.set_xlabel("t (multiples of δ; x + t δ)")
             ax.set_ylabel("softmax probability")
-    fig = finish(fig, axes, title)
+    # one legend for the figure: a class has the same color in every panel
+    fig.legend([handles[c] for c in sorted(handles)], [f"class {c}" for c in sorted(handles)],
+               loc="outside right upper", fontsize=8)
+    if title:
+        fig.suptitle(title)
     return fig

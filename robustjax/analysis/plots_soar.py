@@ -16,43 +16,48 @@ __all__ = ["plot_taylor_approximation", "plot_confidence"]
 _POINT_NAMES = {"clean": "clean (Standard)", "random": "random in ε-ball", "pgd1": "PGD1"}
 
 
+def _approximations(r: TaylorResult, e: int):
+    """``[(name, curve [T], error name, color, linestyle)]`` of one example's approximations."""
+    out = [("1st order", r.first_order[e], "first_order", "tab:blue", ":"),
+           ("2nd order (exact HVP)", r.second_order[e], "second_order", "tab:orange", "--")]
+    greens = ["tab:green", "tab:olive", "tab:cyan", "tab:purple"]
+    for j, h in enumerate(r.fd_steps):
+        out.append((f"2nd order (FD, h = {float(h):g})", r.second_order_fd[e, j],
+                    f"second_order_fd_h={float(h):g}", greens[j % len(greens)], "-."))
+    return out
+
+
 def plot_taylor_approximation(results, *, example: int = 0, title: str | None = None):
-    """SOAR Fig. 1/4: (left) one example's exact loss and its Taylor approximations along the
-    direction (first order dotted, second order with the exact Hessian dashed, with SOAR eq. 9's
-    FD curvature dash-dotted per step h); (right) the median absolute error of each
-    approximation over examples vs distance (log scale, IQR band)."""
+    """SOAR Fig. 1/4, one column per run: (top) one example's exact loss along the direction and
+    its Taylor approximations at x (first order, second order with the exact Hessian, second
+    order with SOAR eq. 9's finite-difference curvature per step h); (bottom) the median
+    absolute error of each approximation over all examples vs distance (log scale, IQR band,
+    t > 0)."""
     runs = as_runs(results, TaylorResult)
+    e = int(example)
     for label, r in runs.items():
-        if not 0 <= int(example) < r.loss.shape[0]:
+        if not 0 <= e < r.loss.shape[0]:
             raise ValueError(f"example must be in [0, {r.loss.shape[0]}) for results[{label!r}]; got {example}")
-    fig, axes = new_figure(1, 2, width=5.5)
-    curve_ax, err_ax = axes[0]
-    for (label, r), color in zip(runs.items(), run_colors(len(runs))):
-        e = int(example)
-        prefix = "" if len(runs) == 1 else f"{label}: "
-        curve_ax.plot(r.radii, r.loss[e], color=color, linewidth=2.2, label=f"{prefix}exact loss")
-        curve_ax.plot(r.radii, r.first_order[e], color=color, linestyle=":", label=f"{prefix}1st order")
-        curve_ax.plot(r.radii, r.second_order[e], color=color, linestyle="--", label=f"{prefix}2nd order (exact HVP)")
+    fig, axes = new_figure(2, len(runs), width=5.0, height=3.6)
+    seen: set = set()  # label each approximation once: its color means the same in every column
+    for col, (label, r) in enumerate(runs.items()):
+        curve_ax, err_ax = axes[0, col], axes[1, col]
+        curve_ax.plot(r.radii, r.loss[e], color="black", linewidth=2.2, label=None if col else "exact loss")
         errors = r.errors()
-        styles = {"first_order": ":", "second_order": "--"}
-        for j, h in enumerate(r.fd_steps):
-            curve_ax.plot(r.radii, r.second_order_fd[e, j], color=color, linestyle="-.",
-                          alpha=1.0 - 0.5 * j / max(len(r.fd_steps), 1),
-                          label=f"{prefix}2nd order (FD, h = {float(h):g})")
-        for name, err in errors.items():
-            if name in ("first_order", "second_order"):
-                pretty = {"first_order": "1st order", "second_order": "2nd order (exact HVP)"}[name]
-            else:
-                pretty = f"2nd order (FD, h = {name.split('=', 1)[1]})"
-            median_band(err_ax, r.radii, np.maximum(err, 1e-16), color=color, label=f"{prefix}{pretty}",
-                        linestyle=styles.get(name, "-."))
-    curve_ax.set_xlabel("distance t along the unit direction (pixel ℓ2 units)")
-    curve_ax.set_ylabel("loss ℓ(x + t d̂)")
-    curve_ax.set_title(f"example {int(example)}: loss and its Taylor approximations")
-    err_ax.set_yscale("log")
-    err_ax.set_xlabel("distance t along the unit direction (pixel ℓ2 units)")
-    err_ax.set_ylabel("|approximation − loss| (median over examples)")
-    err_ax.set_title("approximation error")
+        positive = r.radii > 0
+        for name, curve, err_name, color, style in _approximations(r, e):
+            name = None if name in seen else name
+            seen.add(name)
+            curve_ax.plot(r.radii, curve, color=color, linestyle=style, label=name)
+            if positive.any():
+                median_band(err_ax, r.radii[positive], np.maximum(errors[err_name][:, positive], 1e-300),
+                            color=color, label=name, linestyle=style)
+        curve_ax.set_title(f"{label}: example {e}", fontsize=10)
+        curve_ax.set_ylabel("loss ℓ(x + t d̂)")
+        err_ax.set_yscale("log")
+        err_ax.set_title(f"{label}: error over {r.loss.shape[0]} examples (median, IQR)", fontsize=10)
+        err_ax.set_xlabel("distance t along the unit direction (pixel ℓ2 units)")
+        err_ax.set_ylabel("|approximation − loss|")
     return finish(fig, axes, title)
 
 
@@ -76,6 +81,6 @@ def plot_confidence(results, *, title: str | None = None):
     ax.set_xticklabels([_POINT_NAMES.get(p, p) for p in points])
     ax.set_xlabel("evaluation point")
     ax.set_ylabel("mean highest softmax probability (%)")
-    ax.set_ylim(0, 105)
+    ax.set_ylim(0, 118)
     ax.set_title("confidence at SOAR's evaluation points")
-    return finish(fig, axes, title)
+    return finish(fig, axes, title, legend={"loc": "upper center", "ncol": min(len(runs), 3)})

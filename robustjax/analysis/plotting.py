@@ -36,7 +36,8 @@ def as_runs(results: Any, cls: type | tuple, *, name: str = "results") -> dict[s
     return out
 
 
-def new_figure(nrows: int = 1, ncols: int = 1, *, width: float = 6.0, height: float = 4.2):
+def new_figure(nrows: int = 1, ncols: int = 1, *, width: float = 6.0, height: float = 4.2,
+               layout: str | None = None):
     """An Agg-backed ``Figure`` and its ``[nrows, ncols]`` array of axes.
 
     matplotlib is imported here, not at module import, so ``import robustjax.analysis`` (which
@@ -45,7 +46,7 @@ def new_figure(nrows: int = 1, ncols: int = 1, *, width: float = 6.0, height: fl
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(width * ncols, height * nrows))
+    fig = Figure(figsize=(width * ncols, height * nrows), layout=layout)
     FigureCanvasAgg(fig)
     axes = fig.subplots(nrows, ncols, squeeze=False)
     return fig, axes
@@ -72,16 +73,26 @@ def median_band(ax, x, values, *, color, label, linestyle="-", marker=None):
         ax.fill_between(x, lo, hi, color=color, alpha=0.15, linewidth=0)
 
 
-def finish(fig, axes, title: str | None = None):
-    """Grid, legends on axes that have labelled artists, title, tight layout."""
-    for ax in np.ravel(axes):
-        if not ax.get_visible():
-            continue
+MAX_INSIDE_LEGEND = 5
+
+
+def finish(fig, axes, title: str | None = None, *, legend: dict | None = None):
+    """Grid, legends on axes that have labelled artists (outside on the right of a single-panel
+    figure when they have more than ``MAX_INSIDE_LEGEND`` entries, so they do not hide curves),
+    title, tight layout. ``legend``: extra ``Axes.legend`` keywords (e.g. ``loc``, ``ncol``)."""
+    visible = [ax for ax in np.ravel(axes) if ax.get_visible()]
+    for ax in visible:
         ax.grid(alpha=0.3)
-        handles, labels = ax.get_legend_handles_labels()
-        if labels:
-            ax.legend(fontsize=8, loc="best")
+        _, labels = ax.get_legend_handles_labels()
+        if len(labels) > MAX_INSIDE_LEGEND and len(visible) == 1:
+            width, height = fig.get_size_inches()
+            fig.set_size_inches(width * 1.45, height)
+            ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0)
+        elif labels:
+            kw = {"fontsize": 7 if len(labels) > MAX_INSIDE_LEGEND else 8, "loc": "best", **(legend or {})}
+            ax.legend(**kw)
     if title:
         fig.suptitle(title)
-    fig.tight_layout()
+    if fig.get_layout_engine() is None:
+        fig.tight_layout()
     return fig
