@@ -16,6 +16,20 @@ Convention of the paper diagnostics (Roth 2019, SGR 2018, SOAR 2020 block below)
   batches. Each has a ``plot_*`` companion (matplotlib Agg) that takes one result or a mapping
   ``{label: result}`` to overlay runs (``{"ERM": r1, "PGD AT": r2}``) and returns a
   ``matplotlib.figure.Figure`` (save it with ``fig.savefig(path)``).
+
+=================================  ===================================  ==========================
+function                           paper, figure / equation             plot
+=================================  ===================================  ==========================
+``perturbation_alignment``         Roth 2019, Fig. 1 (left, right),     ``plot_perturbation_alignment``,
+                                   Fig. 3 right                         ``plot_alignment_vs_eps``
+``local_linearity``                Roth 2019, §5.3, Fig. 2 left         ``plot_local_linearity``
+``sigma_along_path``               Roth 2019, §5.3, Fig. 2 right        ``plot_sigma_along_path``
+``perturbation_covariance``        SGR 2018, eq. 15–16, Fig. 1–2, fn 5  ``plot_perturbation_covariance``,
+                                                                        ``plot_covariance_function``
+``softmax_along_trajectory``       SGR 2018, Fig. 6                     ``plot_softmax_trajectory``
+``taylor_approximation_quality``   SOAR 2020, eq. 4, 9, Fig. 1, 4       ``plot_taylor_approximation``
+``confidence_at_points``           SOAR 2020, App. B, Table 5           ``plot_confidence``
+=================================  ===================================  ==========================
 """
 
 # --- layer spectra (spectral issue) ---
@@ -32,6 +46,7 @@ from robustjax.analysis.layer_spectra import (  # noqa: E402,F401
 from robustjax.analysis.results import (  # noqa: E402,F401
     AnalysisResult,
     concatenate_results,
+    jsonable,
 )
 from robustjax.analysis.alignment import (  # noqa: E402,F401
     AlignmentResult,
