@@ -17,9 +17,9 @@ Convention of the paper diagnostics (Roth 2019, SGR 2018, SOAR 2020 block below)
   ``{label: result}`` to overlay runs (``{"ERM": r1, "PGD AT": r2}``) and returns a
   ``matplotlib.figure.Figure`` (save it with ``fig.savefig(path)``).
 
-=================================  ===================================  ==========================
+=================================  ===================================  =================================
 function                           paper, figure / equation             plot
-=================================  ===================================  ==========================
+=================================  ===================================  =================================
 ``perturbation_alignment``         Roth 2019, Fig. 1 (left, right),     ``plot_perturbation_alignment``,
                                    Fig. 3 right                         ``plot_alignment_vs_eps``
 ``local_linearity``                Roth 2019, §5.3, Fig. 2 left         ``plot_local_linearity``
@@ -29,7 +29,7 @@ function                           paper, figure / equation             plot
 ``softmax_along_trajectory``       SGR 2018, Fig. 6                     ``plot_softmax_trajectory``
 ``taylor_approximation_quality``   SOAR 2020, eq. 4, 9, Fig. 1, 4       ``plot_taylor_approximation``
 ``confidence_at_points``           SOAR 2020, App. B, Table 5           ``plot_confidence``
-=================================  ===================================  ==========================
+=================================  ===================================  =================================
 """
 
 # --- layer spectra (spectral issue) ---
