@@ -20,6 +20,7 @@ Chunks are padded to ``batch_size`` (one compilation) and the padding is dropped
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import zlib
 from typing import Any, Callable, Mapping
@@ -48,6 +49,7 @@ class AttackRun:
     call: Callable
     strength: Any
     random: bool
+    cache_key: Any = None  # identifies ``call`` for reusing compiled programs (None: never)
 
 
 def as_key(key: Any) -> jax.Array:
@@ -92,7 +94,7 @@ def resolve_attack(attack: Any, *, images: np.ndarray | None = None, name: str =
         def call(logits_fn, x, y, key, _strength=None):
             return attack(logits_fn, x, y, key)
 
-        return [AttackRun(label, None, call, None, True)]
+        return [AttackRun(label, None, call, None, True, ("callable", attack))]
     raise ValueError(
         f"{name} must be an AttackSpec, a mapping of its fields or a callable "
         f"attack(logits_fn, x, y, key) -> x_adv; got {type(attack).__name__}"
@@ -101,8 +103,9 @@ def resolve_attack(attack: Any, *, images: np.ndarray | None = None, name: str =
 
 def _spec_runs(spec: AttackSpec, images) -> list[AttackRun]:
     random = is_random(spec)
+    ident = ("spec", repr(spec))
     if spec.kind in MINIMAL_KINDS:
-        return [AttackRun(spec.name, None, attack_call(spec, None), None, random)]
+        return [AttackRun(spec.name, None, attack_call(spec, None), None, random, ident)]
     scale = None
     if spec.eps_scale == "mean_l2_norm":
         if images is None:
@@ -113,18 +116,43 @@ def _spec_runs(spec: AttackSpec, images) -> list[AttackRun]:
         label = f"{spec.name} {spec.strength_name}={format_strength(spec, nominal)}"
         if spec.kind == "spatial":
             level = SPATIAL_LEVELS[nominal] if isinstance(nominal, str) else (float(nominal[0]), float(nominal[1]))
-            runs.append(AttackRun(label, None, attack_call(spec, level), None, random))
+            runs.append(AttackRun(label, None, attack_call(spec, level), None, random, ident + (level,)))
             continue
         eps = parse_eps(nominal) * (scale if scale is not None else 1.0)
         if is_traced(spec):
-            runs.append(AttackRun(label, eps, attack_call(spec, None), eps, random))
+            runs.append(AttackRun(label, eps, attack_call(spec, None), eps, random, ident))
         else:  # custom callables take ε when built
-            runs.append(AttackRun(label, eps, attack_call(spec, eps), None, random))
+            runs.append(AttackRun(label, eps, attack_call(spec, eps), None, random, ident + (eps,)))
     return runs
+
+
+# Compiled programs per (logits_fn, attack identity), so the train and test splits, every
+# traced strength and repeated calls on the same model compile once. A small LRU: it holds
+# references to the model functions.
+_PROGRAMS: "collections.OrderedDict[tuple, Callable]" = collections.OrderedDict()
+_PROGRAMS_MAX = 32
 
 
 def _program(logits_fn: Callable, run: AttackRun | None) -> Callable:
     """Jitted ``(x, y, gidx, key, strength) -> (clean logits, attacked logits or None)``."""
+    ident = ("clean",) if run is None else run.cache_key
+    key = None if ident is None else (logits_fn, ident, None if run is None else run.random)
+    try:
+        hash(key)
+    except TypeError:
+        key = None
+    if key is not None and key in _PROGRAMS:
+        _PROGRAMS.move_to_end(key)
+        return _PROGRAMS[key]
+    program = _build_program(logits_fn, run)
+    if key is not None:
+        _PROGRAMS[key] = program
+        while len(_PROGRAMS) > _PROGRAMS_MAX:
+            _PROGRAMS.popitem(last=False)
+    return program
+
+
+def _build_program(logits_fn: Callable, run: AttackRun | None) -> Callable:
 
     def program(x, y, gidx, key, strength):
         clean = logits_fn(x)
@@ -151,19 +179,15 @@ def logits_over_data(
 ) -> tuple[np.ndarray, list[np.ndarray]]:
     """``(clean logits [N, K], [attacked logits [N, K] per run])`` over the data, float64.
 
-    Runs with a traced strength (the registry's ε/γ/σ kinds) share one compiled program.
+    Runs with a traced strength (the registry's ε/γ/σ kinds) share one compiled program, and
+    programs are cached per (``logits_fn``, attack) across calls.
     """
     batch_size = check_positive_int(batch_size, name="batch_size")
     runs = list(runs or [])
     n = images.shape[0]
-    shared = None
     clean, advs = None, []
     for run in runs or [None]:
-        if run is not None and run.strength is not None:
-            shared = shared or _program(logits_fn, run)
-            program = shared
-        else:
-            program = _program(logits_fn, run)
+        program = _program(logits_fn, run)
         label = "clean" if run is None else run.label
         base = jax.random.fold_in(key, zlib.crc32(label.encode()) & 0x7FFFFFFF)
         strength = None if run is None or run.strength is None else jnp.asarray(run.strength, jnp.float32)
