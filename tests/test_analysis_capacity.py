@@ -71,7 +71,6 @@ def test_capacity_scores_of_a_tiny_net_match_the_theorems():
 
 def test_capacity_scores_from_pairs_special_cases():
     pairs = [(2.0, 3.0), (0.5, 1.0), (1.5, 2.0)]
-    mats = [np.diag([2.0, np.sqrt(5.0)]) * 1.0, None, None]  # only the pairs matter below
     got = capacity_scores(pairs, eps=0.1, kappa=0.4, step_size=0.1, steps=1)
     # r = 1: one PGM step of size α is FGM with ε = α
     assert got.phi["pgm"] == pytest.approx(capacity_scores(pairs, eps=0.1, kappa=0.4).phi["fgm"], rel=1e-12)
@@ -87,7 +86,6 @@ def test_capacity_scores_from_pairs_special_cases():
     assert deep.phi["erm"] == float("inf") and np.isfinite(deep.log10_phi["fgm"])
     zero = capacity_scores([(0.0, 0.0), (1.0, 1.0)])
     assert np.isfinite(zero.log10_phi["erm"]) and zero.phi["erm"] < 1e-100
-    del mats
 
 
 @pytest.mark.parametrize("kwargs,match", [

@@ -46,9 +46,9 @@ def test_margin_and_probability_plots_overlay_runs():
     assert any(t.startswith("model") for t in legend_texts(single.axes[0]))
     hist = {k: probability_and_loss_histograms(logits(s), Y) for k, s in (("a", 4), ("b", 1))}
     fig = plot_probability_and_loss_histograms(hist, bins=10)
-    p_ax, l_ax = fig.axes[0], fig.axes[1]
-    assert labelled(p_ax) and labelled(l_ax) and "nats" in l_ax.get_xlabel()
-    assert len(legend_texts(p_ax)) == 2 and len(p_ax.child_axes) == 1  # the inset of the middle band
+    p_ax, m_ax, l_ax = fig.axes
+    assert labelled(p_ax) and labelled(m_ax) and labelled(l_ax) and "nats" in l_ax.get_xlabel()
+    assert legend_texts(p_ax) == ["a", "b"] and "middle band (0.1, 0.9)" in m_ax.get_xlabel()
     with pytest.raises(ValueError, match="results"):
         plot_margin_distribution({"a": hist["a"]})
     with pytest.raises(ValueError, match="results"):

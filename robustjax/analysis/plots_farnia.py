@@ -29,7 +29,9 @@ def _histograms(ax, runs, values_of, bins, xlabel, fmt):
     log = _spans_decades(arrays)
     edges = common_edges(arrays, bins, log=log)
     for (label, r), v, color in zip(runs.items(), arrays, run_colors(len(runs))):
-        ax.hist(v, bins=edges, histtype="step", linewidth=1.6, color=color, label=f"{label} ({fmt(v)})")
+        zeros = int(np.sum(np.asarray(v) <= 0)) if log else 0
+        extra = f", {zeros} at 0 not shown" if zeros else ""
+        ax.hist(v, bins=edges, histtype="step", linewidth=1.6, color=color, label=f"{label} ({fmt(v)}{extra})")
     if log:
         ax.set_xscale("log")
     ax.set_xlabel(xlabel + (" (log scale)" if log else ""))
@@ -111,9 +113,13 @@ def plot_capacity_scores(results, *, title: str | None = None):
         ax.bar(pos[ok], [v for v in vals if v is not None], width=width, color=color, label=label)
         for p, v in zip(pos[ok], [v for v in vals if v is not None]):
             ax.annotate(f"{v:.1f}", (p, v), ha="center", va="bottom", fontsize=7)
+    failed = [label for label, r in runs.items() if r.wrm_condition is False]
+    note = ("\nΦ_wrm undefined for " + ", ".join(failed) + " (lip(∇ℓ∘f) ≥ λ: Thm. 4 does not apply)") if failed else ""
     ax.set_xticks(xs)
     ax.set_xticklabels([f"Φ_{s}" for s in schemes])
-    ax.set_xlabel("training / attack scheme (Farnia et al. 2019, Theorems 1–4)")
+    top = max([v for r in runs.values() for v in r.log10_phi.values() if v is not None] + [0.0])
+    ax.set_ylim(top=top * 1.12 + 0.5)
+    ax.set_xlabel("training / attack scheme (Farnia et al. 2019, Theorems 1–4)" + note)
     ax.set_ylabel("log10 Φ (capacity score, dimensionless)")
     ax.set_title("capacity scores from the layer spectra")
     return finish(fig, axes, title)

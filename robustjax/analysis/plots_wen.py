@@ -59,30 +59,31 @@ def plot_margin_distribution(results, *, bins: int = 50, title: str | None = Non
 
 
 def plot_probability_and_loss_histograms(results, *, bins: int = 50, title: str | None = None):
-    """Wen Fig. 5a–b: histograms of the estimated probability of the true class (inset: the
-    middle-valued band) and of the cross-entropy loss, runs overlaid (log-scale counts)."""
+    """Wen Fig. 5a–b: histograms of the estimated probability of the true class (full range,
+    log-scale counts, and the middle-valued band zoomed in, as the paper's inset) and of the
+    cross-entropy loss, runs overlaid."""
     runs = as_runs(results, ProbabilityLossHistograms)
     bins = check_positive_int(bins, name="bins")
-    fig, axes = new_figure(1, 2, width=5.8)
-    p_ax, l_ax = axes[0]
+    fig, axes = new_figure(1, 3, width=5.0)
+    p_ax, m_ax, l_ax = axes[0]
     p_edges = np.linspace(0.0, 1.0, bins + 1)
     l_edges = common_edges([r.loss for r in runs.values()], bins, low=0.0)
     lo, hi = next(iter(runs.values())).middle
-    inset = p_ax.inset_axes([0.25, 0.45, 0.45, 0.45])
     mid_edges = np.linspace(lo, hi, max(bins // 2, 2) + 1)
     for (label, r), color in zip(runs.items(), run_colors(len(runs))):
         frac = float(np.mean((r.probability > lo) & (r.probability < hi)))
-        p_ax.hist(r.probability, bins=p_edges, histtype="step", linewidth=1.6, color=color,
-                  label=f"{label} ({100 * frac:.1f}% in ({lo:g}, {hi:g}))")
-        inset.hist(r.probability, bins=mid_edges, histtype="step", linewidth=1.2, color=color)
+        p_ax.hist(r.probability, bins=p_edges, histtype="step", linewidth=1.6, color=color, label=label)
+        m_ax.hist(r.probability, bins=mid_edges, histtype="step", linewidth=1.6, color=color,
+                  label=f"{label} ({100 * frac:.1f}% of examples)")
         l_ax.hist(r.loss, bins=l_edges, histtype="step", linewidth=1.6, color=color,
                   label=f"{label} (mean loss {np.mean(r.loss):.3f})")
     p_ax.set_yscale("log")
     p_ax.set_xlabel("estimated probability of the true class p_y(x)")
     p_ax.set_ylabel("number of examples (log scale)")
     p_ax.set_title("(a) estimated probability (Wen Fig. 5a)")
-    inset.set_title(f"middle band ({lo:g}, {hi:g})", fontsize=7)
-    inset.tick_params(labelsize=6)
+    m_ax.set_xlabel(f"p_y(x), middle band ({lo:g}, {hi:g})")
+    m_ax.set_ylabel("number of examples")
+    m_ax.set_title("(a) zoom: middle-valued probabilities")
     l_ax.set_yscale("log")
     l_ax.set_xlabel("cross-entropy loss −log p_y(x) (nats)")
     l_ax.set_ylabel("number of examples (log scale)")
@@ -165,6 +166,8 @@ def plot_singular_value_std(results, *, title: str | None = None):
     ax.plot([], [], "o", color="gray", label="exact singular values")
     if any_approx:
         ax.plot([], [], "o", markerfacecolor="white", color="gray", label="circular approximation")
+    n_max = max(len(rep.rows) for rep in runs.values())
+    ax.set_xticks(np.arange(1, n_max + 1, max(1, n_max // 20)))
     ax.set_xlabel("layer index (input → output)")
     ax.set_ylabel("std of the layer operator's singular values")
     ax.set_title("singular-value spread per layer (Wen et al. 2020, Fig. 1a)")
