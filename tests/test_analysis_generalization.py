@@ -96,3 +96,25 @@ def test_max_loss_variation_by_hand_and_batch_independent():
     assert not np.allclose(r.variation[2], r2.variation[2])
     with pytest.raises(ValueError, match="attack"):
         max_loss_variation(linear, TEST, attack=None)
+
+
+def test_generalization_gaps_relative_eps_mapping_and_batch_independence():
+    spec = {"name": "FGM", "attack": "fgm", "eps": 0.05, "norm": 2, "eps_scale": "mean_l2_norm", "clip": None}
+    r = generalization_gaps(linear, TRAIN, TEST, attack=spec)
+    eps = 0.05 * np.mean(np.linalg.norm(TRAIN[0].reshape(12, -1).astype(np.float64), axis=1))
+    assert r.eps == pytest.approx(eps, rel=1e-6)  # Farnia's relative ε, resolved on the training set
+    flat = TEST[0].reshape(9, -1).astype(np.float64)
+    z = flat @ W + B
+    p = np.exp(z - z.max(1, keepdims=True))
+    p /= p.sum(1, keepdims=True)
+    g = (p - np.eye(3)[TEST[1]]) @ W.T
+    x_adv = flat + eps * g / np.linalg.norm(g, axis=1, keepdims=True)
+    np.testing.assert_allclose(r.test_adv_loss, hand_ce(x_adv.reshape(TEST[0].shape), TEST[1])[0], rtol=1e-4)
+    x2 = TEST[0].copy()
+    x2[0] = 0.0
+    r2 = generalization_gaps(linear, TRAIN, (x2, TEST[1]), attack=spec)
+    np.testing.assert_array_equal(r2.test_adv_loss[1:], r.test_adv_loss[1:])
+    np.testing.assert_array_equal(r2.train_loss, r.train_loss)
+    assert r2.test_loss[0] != r.test_loss[0]
+    with pytest.raises(ValueError, match="attack mapping"):
+        generalization_gaps(linear, TRAIN, TEST, attack={"kind": "fgm"})
