@@ -98,3 +98,40 @@ def test_bad_input_shape():
         network_spectral_report(model, variables, (8, 0, 3))
     with pytest.raises(ValueError, match="iters"):
         network_spectral_report(model, variables, (8, 8, 3), iters=0)
+
+
+def _explicit_matrix(kernel, g: ConvGeometry):
+    d = int(np.prod(g.input_shape))
+    basis = jnp.eye(d).reshape((d,) + g.input_shape)
+    mat = conv_apply(basis, kernel, strides=g.strides, padding=g.padding, dilation=g.dilation).reshape(d, -1)
+    return np.asarray(mat, np.float64)
+
+
+def test_report_strided_singular_values_exact_and_circular():
+    import json
+
+    model = Net()
+    variables = model.init(jax.random.PRNGKey(3), jnp.ones((1, 8, 8, 3)))
+    layers = collect_layers(model, variables, (8, 8, 3))
+    p = variables["params"]
+    report = network_spectral_report(model, variables, (8, 8, 3), iters=500)
+    for row, info in zip(report.rows[:2], layers[:2]):
+        mat = _explicit_matrix(p[info.name]["kernel"], info.geometry)
+        s = np.linalg.svd(mat, compute_uv=False)
+        assert row["sv_method"] == "exact-matrix" and row["sv_exact"]
+        np.testing.assert_allclose(row["sv_std"], np.std(s), rtol=1e-5)
+        np.testing.assert_allclose(row["sigma_operator"], s[0], rtol=1e-5)
+        np.testing.assert_allclose(row["frobenius"], np.linalg.norm(mat), rtol=1e-5)
+    np.testing.assert_allclose(report.rows[2]["frobenius"], np.linalg.norm(np.asarray(p["out"]["kernel"])), rtol=1e-5)
+    # Forced onto the circular path: the strided SAME conv gets the (approximate) polyphase
+    # spectrum, σ_max still the true operator's (power iteration), and the table says so.
+    approx = network_spectral_report(model, variables, (8, 8, 3), iters=500, sv_max_dim=1)
+    assert approx.rows[0]["sv_method"] == "polyphase-circular" and not approx.rows[0]["sv_exact"]
+    assert approx.rows[1]["sv_method"] == "fft-circular" and not approx.rows[1]["sv_exact"]
+    assert approx.rows[0]["sv_std"] is not None
+    np.testing.assert_allclose(approx.rows[0]["sigma_operator"], report.rows[0]["sigma_operator"], rtol=1e-3)
+    assert "polyphase-circular (approx)" in str(approx)
+    blob = json.loads(json.dumps(approx.to_json()))
+    assert blob["summary"]["sv_methods"][0] == "polyphase-circular (approx)" and len(blob["rows"]) == 3
+    with pytest.raises(ValueError, match="sv_max_dim"):
+        network_spectral_report(model, variables, (8, 8, 3), sv_max_dim=0)

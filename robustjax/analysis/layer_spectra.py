@@ -7,8 +7,10 @@ per-example input shape and the convolution geometry (strides, padding, dilation
 ``network_spectral_report`` then measures each layer's σ as a true linear operator
 (``conv_operator_norm``, Farnia Algorithm 1) and as a reshaped kernel (Miyato et al.),
 their products over layers (the product of spectral norms in Wen et al.'s spectral
-complexity), and the standard deviation of each layer's singular values (Wen Fig. 1a: exact
-SVD for dense layers, the circular-padding FFT spectrum for stride-1 convolutions).
+complexity), the operator's Frobenius norm (Farnia Theorems 1–4) and the standard deviation
+of each layer's singular values (Wen Fig. 1a), exact where the operator is small enough and
+otherwise from the circular spectrum of any stride, each row saying which (``sv_method``,
+``sv_exact``; see ``robustjax.nn.conv_spectrum``).
 ``penalty_layers`` turns the record into the ``(kernel, geometry)`` list of
 ``robustjax.regularizers.global_spectral_penalty``.
 """
@@ -29,9 +31,9 @@ from robustjax.nn.spectral_norm import (
     SpectralNormConv,
     SpectralNormDense,
     conv_operator_norm,
-    conv_singular_values_fft,
     reshaped_kernel_norm,
 )
+from robustjax.nn.conv_spectrum import conv_singular_values
 from robustjax.regularizers.global_spectral_norm import DENSE, ConvGeometry
 
 __all__ = ["LayerInfo", "collect_layers", "penalty_layers", "network_spectral_report", "SpectralReport"]
@@ -170,7 +172,7 @@ class SpectralReport:
     @property
     def table(self) -> str:
         head = f"{'layer':<24}{'kind':<6}{'kernel':<18}{'input':<14}{'stride':<8}{'padding':<12}" \
-               f"{'sigma_op':>10}{'sigma_resh':>11}{'sv_std':>9}{'beta':>7}"
+               f"{'sigma_op':>10}{'sigma_resh':>11}{'sv_std':>9}  {'sv_method':<20}{'beta':>7}"
         lines = [head, "-" * len(head)]
         for r in self.rows:
             std = "" if r["sv_std"] is None else f"{r['sv_std']:.4f}"
@@ -178,7 +180,7 @@ class SpectralReport:
             lines.append(
                 f"{r['name'][:23]:<24}{r['kind']:<6}{str(r['kernel_shape']):<18}{str(r['input_shape']):<14}"
                 f"{str(r['strides']):<8}{str(r['padding'])[:11]:<12}{r['sigma_operator']:>10.4f}"
-                f"{r['sigma_reshape']:>11.4f}{std:>9}{beta:>7}"
+                f"{r['sigma_reshape']:>11.4f}{std:>9}  {_method_label(r):<20}{beta:>7}"
             )
         lines.append(f"product of operator norms: {self.product_operator:.6g}   "
                      f"product of reshaped-kernel norms: {self.product_reshape:.6g}")
@@ -186,6 +188,47 @@ class SpectralReport:
 
     def __str__(self) -> str:
         return self.table
+
+    @property
+    def sv_std(self) -> list:
+        """Per-layer standard deviation of singular values (Wen et al. Fig. 1a), call order."""
+        return [r["sv_std"] for r in self.rows]
+
+    def summary(self) -> dict:
+        """JSON-safe aggregates: products of σ, mean ``sv_std`` and the layers' methods."""
+        stds = [s for s in self.sv_std if s is not None]
+        return _jsonable({
+            "num_layers": len(self.rows),
+            "product_operator": self.product_operator,
+            "product_reshape": self.product_reshape,
+            "mean_sv_std": float(np.mean(stds)) if stds else None,
+            "sv_methods": [_method_label(r) for r in self.rows],
+        })
+
+    def to_json(self) -> dict:
+        """JSON-safe dict: every row, the products and the summary (non-finite → ``None``)."""
+        return _jsonable({"analysis": "SpectralReport", "rows": self.rows,
+                          "product_operator": self.product_operator,
+                          "product_reshape": self.product_reshape, "summary": self.summary()})
+
+
+def _method_label(row) -> str:
+    method = row.get("sv_method") or "-"
+    return method if row.get("sv_exact", True) or method == "unavailable" else method + " (approx)"
+
+
+def _jsonable(value):
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, (bool, np.bool_)) or value is None or isinstance(value, str):
+        return bool(value) if isinstance(value, np.bool_) else value
+    if isinstance(value, (int, np.integer)):
+        return int(value)
+    if isinstance(value, (float, np.floating)):
+        return float(value) if np.isfinite(value) else None
+    return str(value)
 
 
 def network_spectral_report(
@@ -196,16 +239,31 @@ def network_spectral_report(
     iters: int = 200,
     apply_kwargs=None,
     key: jax.Array | None = None,
+    sv_max_dim: int = 2048,
 ) -> SpectralReport:
     """Every Dense/Conv layer's σ (operator and reshaped kernel), and their products.
 
     For spectrally normalized layers the kernel measured is the one the layer computes
-    with, ``W / max(1, σ̂/β)`` (read from the frozen ``spectral`` collection). Convolution
-    operator norms use ``iters`` power iterations (Farnia Algorithm 1); ``sv_std`` is the
-    standard deviation of all singular values (Wen et al. Fig. 1a), exact for dense layers
-    and the circular-padding spectrum (Sedghi et al.) for stride-1 convolutions (None else).
+    with, ``W / max(1, σ̂/β)`` (read from the frozen ``spectral`` collection).
+
+    Every row (a dict) holds: ``name``, ``kind``, ``kernel_shape``, ``input_shape``,
+    ``strides``, ``padding``, ``sigma_operator`` (σ_max of the layer's linear operator),
+    ``sigma_reshape`` (of the reshaped kernel, Miyato et al.), ``sv_std`` (standard deviation of
+    all the operator's singular values, Wen et al. Fig. 1a), ``sv_method`` (how they were
+    obtained, ``robustjax.nn.SV_METHODS``), ``sv_exact``, ``frobenius`` (the operator's
+    Frobenius norm, Farnia et al. Theorems 1–4), ``beta``, ``spectrally_normalized``.
+
+    Singular values (``robustjax.nn.conv_singular_values``): ``"exact-matrix"`` for dense
+    layers and for convolutions whose operator has ``min(D_in, D_out) ≤ sv_max_dim`` (Gram
+    matrix in float64, any stride/padding; then σ_max is exact too); otherwise the circular
+    spectrum, ``"fft-circular"`` (stride 1, Sedghi et al.) or ``"polyphase-circular"`` (strides
+    dividing the input), exact only for ``CIRCULAR`` padding (``sv_exact``); ``"unavailable"``
+    (``sv_std`` None) for input-dilated convolutions or strides not dividing the input. In the
+    circular cases σ_max comes from ``iters`` power iterations on the true operator (Farnia
+    Algorithm 1).
     """
     iters = check_positive_int(iters, name="iters")
+    sv_max_dim = check_positive_int(sv_max_dim, name="sv_max_dim")
     variables = _variables(variables)
     kwargs = _apply_kwargs(model, apply_kwargs)
     layers = collect_layers(model, variables, input_shape, apply_kwargs=kwargs)
@@ -215,26 +273,27 @@ def network_spectral_report(
         kernel = bounded.get(info.path, _get(variables["params"], info.path)["kernel"])
         kernel = jnp.asarray(kernel, jnp.float32)
         if info.kind == "dense":
-            s_all = np.linalg.svd(np.asarray(kernel, np.float64), compute_uv=False)
+            k64 = np.asarray(kernel, np.float64)
+            s_all = np.linalg.svd(k64, compute_uv=False)
             sigma_op = float(s_all[0])
             strides, padding, std = None, None, float(np.std(s_all))
+            method, exact, frob = "exact-matrix", True, float(np.linalg.norm(k64))
         else:
             g = info.geometry
-            sigma_op = float(conv_operator_norm(
-                kernel, g.input_shape, strides=g.strides, padding=g.padding, dilation=g.dilation,
-                input_dilation=g.input_dilation, feature_group_count=g.feature_group_count,
-                iters=iters, key=key,
-            ))
-            strides, padding = g.strides, g.padding
-            std = None
-            if all(s == 1 for s in g.strides) and g.feature_group_count == 1 \
-                    and all(d == 1 for d in g.input_dilation):
-                std = float(jnp.std(conv_singular_values_fft(kernel, g.input_shape[:-1])))
+            geom = dict(strides=g.strides, padding=g.padding, dilation=g.dilation,
+                        input_dilation=g.input_dilation, feature_group_count=g.feature_group_count)
+            spectrum = conv_singular_values(kernel, g.input_shape, max_dim=sv_max_dim, **geom)
+            if spectrum.method == "exact-matrix":
+                sigma_op = float(spectrum.values[0])
+            else:
+                sigma_op = float(conv_operator_norm(kernel, g.input_shape, iters=iters, key=key, **geom))
+            strides, padding, std = g.strides, g.padding, spectrum.std
+            method, exact, frob = spectrum.method, spectrum.exact, spectrum.frobenius
         rows.append(dict(
             name=info.name, kind=info.kind, kernel_shape=info.kernel_shape, input_shape=info.input_shape,
             strides=strides, padding=padding, sigma_operator=sigma_op,
-            sigma_reshape=float(reshaped_kernel_norm(kernel)), sv_std=std, beta=info.beta,
-            spectrally_normalized=info.path in bounded,
+            sigma_reshape=float(reshaped_kernel_norm(kernel)), sv_std=std, sv_method=method,
+            sv_exact=exact, frobenius=frob, beta=info.beta, spectrally_normalized=info.path in bounded,
         ))
     prod_op = float(np.prod([r["sigma_operator"] for r in rows])) if rows else 1.0
     prod_re = float(np.prod([r["sigma_reshape"] for r in rows])) if rows else 1.0

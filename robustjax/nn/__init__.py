@@ -22,3 +22,13 @@ from robustjax.nn.spectral_norm import (  # noqa: E402,F401
     reshaped_kernel_norm,
     spectral_normalized,
 )
+
+# --- exact singular values of any convolution operator (issue 12) ---
+from robustjax.nn.conv_spectrum import (  # noqa: E402,F401
+    SV_METHODS,
+    ConvSpectrum,
+    conv_frobenius_norm,
+    conv_singular_values,
+    conv_singular_values_exact,
+    conv_singular_values_polyphase,
+)
