@@ -94,6 +94,16 @@ def process_rows(rows: int, sharding: NamedSharding) -> slice:
     return slice(start, stop)
 
 
+def replicate(tree: Any, mesh: Mesh) -> Any:
+    """A pytree (the same in every process) → a full copy on every device of ``mesh``.
+
+    Goes through host memory, so it also works for arrays committed to one local device (e.g.
+    a restored checkpoint) in a multi-process job, where moving them device-to-device to
+    another process is not possible on CPU.
+    """
+    return jax.device_put(to_host(tree), replicated(mesh))
+
+
 def shard_batch(batch: Any, sharding: NamedSharding) -> Any:
     """A pytree of host arrays holding the *global* batch → global ``jax.Array``\\ s sharded by
     ``sharding`` (batch axis first).

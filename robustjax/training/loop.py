@@ -40,7 +40,6 @@ from robustjax.training.step import (
     data_mesh,
     jit_eval_step,
     jit_train_step,
-    replicated,
 )
 
 
@@ -181,7 +180,8 @@ def _truncate_metrics(path: Path, last_epoch: int) -> None:
     path.write_text("".join(line + "\n" for line in keep))
 
 
-def fit(config, workdir: str | os.PathLike, *, resume: bool = False, progress: bool | None = None):
+def fit(config, workdir: str | os.PathLike, *, resume: bool = False, progress: bool | None = None,
+        mesh=None):
     """Train the run described by ``config``, writing metrics and checkpoints into ``workdir``.
 
     Args:
@@ -191,6 +191,8 @@ def fit(config, workdir: str | os.PathLike, *, resume: bool = False, progress: b
         that already holds checkpoints is an error (so runs are never mixed by accident).
       progress: show a progress bar (default: when writing to a terminal; never in processes
         other than 0).
+      mesh: the 1-D ``"data"`` device mesh to train on (default: every device of every process,
+        ``robustjax.core.sharding.data_mesh()``).
 
     Returns:
       ``(state, history)``: the final train state and the list of per-epoch metric dicts.
@@ -201,7 +203,7 @@ def fit(config, workdir: str | os.PathLike, *, resume: bool = False, progress: b
         workdir.mkdir(parents=True, exist_ok=True)
     sharding.sync_processes("robustjax.fit: workdir")
     run = build_run(config)
-    mesh = data_mesh()
+    mesh = data_mesh() if mesh is None else sharding.check_mesh(mesh)
     check_batch_divisible(config.batch_size, mesh)
     eval_batch_size = int(config.get("eval_batch_size", 500))
     check_batch_divisible(eval_batch_size, mesh, name="eval_batch_size")
@@ -234,7 +236,7 @@ def fit(config, workdir: str | os.PathLike, *, resume: bool = False, progress: b
         (workdir / "config.json").write_text(config.to_json(indent=2))
     sharding.sync_processes("robustjax.fit: metrics")  # the others read what process 0 wrote
 
-    state = jax.device_put(state, replicated(mesh))
+    state = sharding.replicate(state, mesh)
     placement = batch_sharding(mesh)
     history = [json.loads(line) for line in metrics_path.read_text().splitlines()] if metrics_path.exists() else []
     for epoch in range(start_epoch + 1, config.epochs + 1):
