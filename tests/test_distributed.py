@@ -2,8 +2,9 @@
 JAX processes joined by ``jax.distributed``, gloo collectives over 127.0.0.1) ends with the
 parameters of the same run as 1 process × 4 devices and as 1 process × 1 device, to float32
 noise; a 2-process run killed after a checkpoint and resumed as 2 processes ends exactly where
-the uninterrupted 2-process run ends; the local launcher tears the job down when one process
-fails.
+the uninterrupted 2-process run ends, and its robustness evaluation by 2 processes
+(``robustjax evaluate --processes 2``) writes the report of a 1-process evaluation; the local
+launcher tears the job down when one process fails.
 
 The noise floor is measured as in ``test_training_sharding.py``: two correct 1-device runs that
 differ only in XLA:CPU's summation order (YNNPACK fusions on and off).
@@ -24,8 +25,10 @@ import jax
 import numpy as np
 import pytest
 
-from robustjax import distributed
+from robustjax import data as rj_data
+from robustjax import distributed, evaluation
 from robustjax.training.loop import load_run
+from robustjax.training.objectives import inference_logits_fn
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = ROOT / "configs" / "mnist5k" / "erm.py"
@@ -176,6 +179,24 @@ def test_two_process_run_killed_after_checkpoint_resumes_as_two_processes(runs, 
         np.testing.assert_array_equal(a, b)
     lines = (work / "metrics.jsonl").read_text().splitlines()
     assert [json.loads(line)["epoch"] for line in lines] == [1, 2, 3]
+
+    # the resumed run evaluated by 2 processes: the report of 1 process and 1 device
+    code, out, err = _run_group([sys.executable, "-m", "robustjax", "evaluate", "--workdir", str(work),
+                                 "--limit", "40", "--batch-size", "10", "--processes", "2",
+                                 "--cpu-devices", "2"], env=_env())
+    assert code == 0, err[-3000:]
+    assert out.count("robust accuracy") == 1  # printed by process 0 only
+    written = json.loads((work / "robustness.json").read_text())
+    run, state = load_run(work)
+    report = evaluation.evaluate(
+        inference_logits_fn(run.model, state.params, state.model_state),
+        rj_data.subset(run.test_data, 40), suite=run.config.evaluation.suite, batch_size=10,
+        key=jax.random.PRNGKey(run.config.evaluation.seed), progress=False)
+    expected = json.loads(json.dumps(evaluation.report_to_dict(report)))
+    assert (written["meta"]["processes"], written["meta"]["devices"]) == (2, 4)
+    assert (expected["meta"]["processes"], expected["meta"]["devices"]) == (1, len(jax.devices()))
+    written.pop("meta"), expected.pop("meta")
+    assert written == expected
 
 
 def _children(pid):
