@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 
@@ -96,12 +97,20 @@ def mean_l2_norm(images: np.ndarray, *, batch_size: int = 1024) -> float:
 
 
 def as_key(key: Any) -> jax.Array:
-    """``key`` as a ``jax.random`` key (an int is a seed); ``ValueError`` otherwise."""
+    """``key`` as a ``jax.random`` key (an int is a seed); ``ValueError`` otherwise.
+
+    The key is rebuilt from its host value, so it is not committed to a device: the evaluator's
+    programs run on the data mesh of every device, where a key placed on one device would be
+    rejected.
+    """
     if key is None:
         raise ValueError("key must be a jax.random key (or an int seed); got None")
     if isinstance(key, (int, np.integer)) and not isinstance(key, bool):
         return jax.random.key(int(key))
     if not hasattr(key, "dtype"):
         raise ValueError(f"key must be a jax.random key (or an int seed); got {key!r}")
-    return key
+    if jax.dtypes.issubdtype(key.dtype, jax.dtypes.prng_key):
+        return jax.random.wrap_key_data(np.asarray(jax.random.key_data(key)),
+                                        impl=jax.random.key_impl(key))
+    return jnp.asarray(np.asarray(key))
 
