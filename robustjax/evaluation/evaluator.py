@@ -13,8 +13,9 @@ Design (the contract of :func:`evaluate`):
   ``fold_in(fold_in(key, hash(attack, strength)), global_index)``, so every random draw (PGD's
   random start, noise, worst-of-n, random transforms) depends on the example and the attack only.
   Chunked and single-pass evaluation give the same per-example results.
-* **One compilation per (attack, strength).** Every chunk is padded to ``batch_size`` (repeating
-  its last example) and the padding is masked out, so each jitted program sees one shape.
+* **One compilation per (attack, strength).** Every chunk is padded to the same number of rows
+  (repeating its last example) and the padding is masked out, so each jitted program sees one
+  shape.
 * **Pointwise worst case.** Results are grouped into threat models: ℓp attacks of the same norm
   and radius ε form one group (e.g. FGSM, PGD-20 and uniform noise at ℓ∞ ε = 0.3, or DeepFool
   thresholded at ℓ2 ε); every other attack/strength is a group of its own. A point is robust
