@@ -9,7 +9,9 @@ in its own process (``python -m benchmarks.evaluation --devices D``); the runner
 
 On a CPU the forced host devices share the same cores: the ratio shows what splitting a chunk
 costs or gains on this machine (XLA:CPU runs each device's shard on its own thread), not what
-separate accelerators would give.
+separate accelerators would give. On a machine shared with other jobs, wall-clock time favours
+the process with more threads, so the CPU time of each evaluation (``time.process_time``, all
+threads) is recorded too: its ratio says whether splitting costs extra work.
 
     python -m benchmarks.evaluation --devices 4 --examples 256 --batch 128 --repeats 5
 """
@@ -49,17 +51,19 @@ def measure(*, devices: int, examples: int, batch: int, repeats: int) -> dict:
         return model.apply(variables, x)
 
     def once():
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         report = evaluation.evaluate(logits_fn, test, suite=SUITE, batch_size=batch, key=0,
                                      progress=False, checks=False)
-        return time.perf_counter() - start, report
+        return time.perf_counter() - start, time.process_time() - cpu, report
 
-    warm, report = once()
-    times = [once()[0] for _ in range(repeats)]
+    warm, _, report = once()
+    timed = [once()[:2] for _ in range(repeats)]
+    times, cpu = [t for t, _ in timed], [c for _, c in timed]
     median = statistics.median(times)
     return {"devices": devices, "examples": examples, "batch": batch, "rows_per_chunk":
-            -(-batch // devices) * devices, "warmup_s": warm, "times_s": times, "median_s": median,
-            "examples_per_s": examples / median, "clean_accuracy": report.clean_accuracy}
+            -(-batch // devices) * devices, "warmup_s": warm, "times_s": times, "cpu_s": cpu,
+            "median_s": median, "examples_per_s": examples / median,
+            "clean_accuracy": report.clean_accuracy}
 
 
 def run(*, examples: int, batch: int, repeats: int, rounds: int = 2, timeout: float = 3600,
@@ -70,6 +74,7 @@ def run(*, examples: int, batch: int, repeats: int, rounds: int = 2, timeout: fl
     env.update(JAX_PLATFORMS="cpu")
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
     times: dict[int, list[float]] = {1: [], 4: []}
+    cpu: dict[int, list[float]] = {1: [], 4: []}
     runs = []
     for r in range(rounds):
         for devices in (1, 4):
@@ -84,10 +89,14 @@ def run(*, examples: int, batch: int, repeats: int, rounds: int = 2, timeout: fl
             res = json.loads(proc.stdout.strip().splitlines()[-1])
             runs.append(res)
             times[devices].extend(res["times_s"])
+            cpu[devices].extend(res["cpu_s"])
     med = {d: statistics.median(t) for d, t in times.items()}
+    med_cpu = {d: statistics.median(t) for d, t in cpu.items()}
     throughput = {d: examples / med[d] for d in med}
     return {"suite": SUITE, "examples": examples, "batch": batch, "median_s": med,
-            "examples_per_s": throughput, "ratio_4_to_1": throughput[4] / throughput[1], "runs": runs}
+            "median_cpu_s": med_cpu, "examples_per_s": throughput,
+            "ratio_4_to_1": throughput[4] / throughput[1],
+            "cpu_ratio_1_to_4": med_cpu[1] / med_cpu[4], "runs": runs}
 
 
 def main(argv=None) -> None:

@@ -300,7 +300,9 @@ def build_rows(sections, raw, peer, *, quick) -> list[dict]:
                          tp[4] / tp[1], None, has_goal=False,
                          seconds={"1 device": med[1], "4 devices": med[4]},
                          note=f"{tp[1]:.1f} vs {tp[4]:.1f} examples/s ({ev['examples']} mnist-5k test "
-                              f"digits, batch {ev['batch']}); the 4 host devices share the machine's cores"))
+                              f"digits, batch {ev['batch']}); CPU seconds 1 ÷ 4 devices "
+                              f"{ev['median_cpu_s'][1] / ev['median_cpu_s'][4]:.2f}; the 4 host "
+                              "devices share the machine's cores"))
     for r in rows:
         r["met"] = _met(r, quick)
     return rows
