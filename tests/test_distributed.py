@@ -266,3 +266,15 @@ def test_bad_arguments_fail_loudly():
         distributed.launch_local([], processes=2)
     port = distributed.free_port()
     assert 0 < port < 65536
+
+
+def test_initialize_rejects_bad_arguments_before_touching_jax(monkeypatch):
+    with pytest.raises(ValueError, match="num_processes must be a positive integer"):
+        distributed.initialize(num_processes=0, process_id=0)
+    with pytest.raises(ValueError, match=r"process_id must be in \[0, 2\)"):
+        distributed.initialize(num_processes=2, process_id=2)
+    with pytest.raises(ValueError, match="cpu_devices must be a positive integer"):
+        distributed.initialize(num_processes=2, process_id=0, cpu_devices=0)
+    monkeypatch.setenv("ROBUSTJAX_NUM_PROCESSES", "two")
+    with pytest.raises(ValueError, match="ROBUSTJAX_NUM_PROCESSES must be an integer; got 'two'"):
+        distributed.initialize()
