@@ -5,7 +5,8 @@ Usage::
     python -m benchmarks                       # everything; table on stdout, JSON to
                                                # benchmarks/results/latest.json
     python benchmarks/run.py --markdown        # the same, plus the table as Markdown
-    python -m benchmarks --only fused,compile  # a subset: fused, peers, training, compile
+    python -m benchmarks --only fused,compile  # a subset: fused, peers, training, compile,
+                                               # evaluation
     python -m benchmarks --quick               # tiny batch, 1 repeat: a smoke run that never
                                                # claims a goal (met = "n/a (quick)")
     python -m benchmarks --torch-venv PATH     # where the torch peer's venv lives (default
@@ -34,6 +35,10 @@ so machine load hits numerator and denominator alike):
   count; peak XLA memory of the SNR-10 and SOAR steps ÷ ERM's ≤ 3.
 * **compile** — (goal 4) ``lower().compile()`` seconds of PGD-10 ℓ∞ (unrolled and rolled) and of
   every train step, < 10 s.
+* **evaluation** — (issue 16, no goal) throughput of ``evaluation.evaluate`` on the ``mnist-quick``
+  suite, 4 forced host devices ÷ 1 device (examples per second; ``benchmarks/evaluation.py``):
+  each device count in its own process, alternating over 2 rounds; the forced devices share this
+  machine's cores.
 """
 
 from __future__ import annotations
@@ -54,12 +59,13 @@ if __package__ in (None, ""):  # run as a script: make ``benchmarks`` importable
 
 from benchmarks import attacks as bench_attacks
 from benchmarks import common
+from benchmarks import evaluation as bench_eval
 from benchmarks import soar as bench_soar
 from benchmarks import spectral as bench_spectral
 from benchmarks import train_step as bench_train
 from robustjax.core import compile as compile_
 
-SECTIONS = ("fused", "peers", "training", "compile")
+SECTIONS = ("fused", "peers", "training", "compile", "evaluation")
 BENCH_DIR = Path(__file__).resolve().parent
 DEFAULT_JSON = BENCH_DIR / "results" / "latest.json"
 PEER_SCRIPT = BENCH_DIR / "peer" / "torch_peer.py"
@@ -88,7 +94,7 @@ def default_jacobian_method() -> str:
     return inspect.signature(jacobian_top_singular).parameters["method"].default
 
 
-def measure_jax(sections, *, batch, repeats) -> dict:
+def measure_jax(sections, *, batch, repeats, quick=False) -> dict:
     """Time every JAX function the chosen sections need, in two interleaved pools (one of
     attack-like functions at the benchmark batch, one of train steps). Returns the raw times."""
     raw = {}
@@ -125,6 +131,10 @@ def measure_jax(sections, *, batch, repeats) -> dict:
         raw["training"] = bench_train.run(batch=batch, repeats=repeats, keys=steps, progress=_log)
     if "compile" in sections:
         raw["compile"] = measure_compile(raw, model, variables, x, y, batch)
+    if "evaluation" in sections:
+        raw["evaluation"] = bench_eval.run(examples=2 * batch if quick else batch, batch=batch,
+                                           repeats=1 if quick else -(-repeats // 2),
+                                           rounds=1 if quick else 2, progress=_log)
     return raw
 
 
@@ -283,6 +293,16 @@ def build_rows(sections, raw, peer, *, quick) -> list[dict]:
             name = labels.get(k) or bench_train.METHODS[k[len("step_"):]][0] + " train step"
             rows.append(_row("compile", f"compile {name} (s)", sec, COMPILE_TARGET_S, op="<",
                              seconds={"compile": sec}))
+    if "evaluation" in sections:
+        ev = raw["evaluation"]
+        tp, med = ev["examples_per_s"], ev["median_s"]
+        rows.append(_row("evaluation", f"evaluate {ev['suite']} throughput: 4 forced devices ÷ 1 device",
+                         tp[4] / tp[1], None, has_goal=False,
+                         seconds={"1 device": med[1], "4 devices": med[4]},
+                         note=f"{tp[1]:.1f} vs {tp[4]:.1f} examples/s ({ev['examples']} mnist-5k test "
+                              f"digits, batch {ev['batch']}); CPU seconds 1 ÷ 4 devices "
+                              f"{ev['median_cpu_s'][1] / ev['median_cpu_s'][4]:.2f}; the 4 host "
+                              "devices share the machine's cores"))
     for r in rows:
         r["met"] = _met(r, quick)
     return rows
@@ -416,7 +436,7 @@ def main(argv=None) -> dict:
             "train_step_compiler_options": compile_.cpu_compiler_options(),
             "note": "medians on a shared machine: absolute seconds are noisy; ratios are measured "
                     "interleaved in one run"}
-    raw = measure_jax(sections, batch=batch, repeats=repeats)
+    raw = measure_jax(sections, batch=batch, repeats=repeats, quick=args.quick)
     meta["data"] = raw.get("data")
     peer = None
     if "peers" in sections:

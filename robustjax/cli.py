@@ -3,6 +3,10 @@
     robustjax train --config configs/mnist5k/erm.py --workdir runs/erm [--set key=value ...] [--resume]
     robustjax evaluate --workdir runs/erm [--suite NAME] [--split test]
 
+Both take the multi-process options: ``--processes N`` starts N cooperating processes on this
+machine (CPU, gloo collectives; ``--cpu-devices K`` host devices each), ``--distributed`` joins a
+job whose processes were started by a cluster (see ``robustjax.distributed``).
+
 Also runnable as ``python -m robustjax``.
 """
 
@@ -11,6 +15,8 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+
+from robustjax import distributed
 
 
 def _train(args) -> int:
@@ -23,7 +29,7 @@ def _train(args) -> int:
     start = time.perf_counter()
     _, history = fit(config, args.workdir, resume=args.resume)
     elapsed = time.perf_counter() - start
-    if history:
+    if history and _primary():
         last = history[-1]
         print(
             f"done: {config.method} on {config.dataset} with {config.model}, {last['epoch']} epochs, "
@@ -58,10 +64,55 @@ def _evaluate(args) -> int:
         batch_size=args.batch_size or config.evaluation.batch_size,
         key=jax.random.PRNGKey(config.evaluation.seed),
     )
-    paths = evaluation.write_reports(report, args.workdir)
-    print(report.table())  # includes the gradient-masking warnings
-    print("wrote " + ", ".join(str(p) for p in paths))
+    if _primary():
+        paths = evaluation.write_reports(report, args.workdir)
+        print(report.table())  # includes the gradient-masking warnings
+        print("wrote " + ", ".join(str(p) for p in paths))
     return 0
+
+
+def _primary() -> bool:
+    from robustjax.core.sharding import is_primary_process
+
+    return is_primary_process()
+
+
+def _add_process_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("several processes")
+    group.add_argument(
+        "--processes", type=int, default=None, metavar="N",
+        help="start N cooperating JAX processes on this machine (CPU, gloo collectives, "
+             "coordinator on 127.0.0.1)")
+    group.add_argument(
+        "--cpu-devices", type=int, default=None, metavar="K",
+        help="host devices per process on CPU (jax_num_cpu_devices), e.g. to try data "
+             "parallelism without accelerators")
+    group.add_argument(
+        "--distributed", action="store_true",
+        help="join a multi-process job: every process runs this same command (cluster "
+             "launchers such as Slurm or Open MPI are detected; else set JAX_COORDINATOR_ADDRESS, "
+             "ROBUSTJAX_NUM_PROCESSES, ROBUSTJAX_PROCESS_ID)")
+
+
+def _start(args, argv: list[str]) -> int | None:
+    """Set up the processes the options ask for. Returns an exit code when this process only
+    launched the job (``--processes``), ``None`` when it should run the command itself."""
+    for name in ("processes", "cpu_devices"):
+        value = getattr(args, name)
+        if value is not None and value < 1:
+            raise ValueError(f"--{name.replace('_', '-')} must be a positive integer; got {value}")
+    if args.distributed:
+        distributed.initialize(cpu_devices=args.cpu_devices)
+    elif args.processes is not None:
+        # the children rerun this command line; --distributed makes each join the job
+        command = [sys.executable, "-m", "robustjax", *argv, "--distributed"]
+        return distributed.launch_local(command, processes=args.processes,
+                                        cpu_devices=args.cpu_devices)
+    elif args.cpu_devices is not None:
+        import jax
+
+        jax.config.update("jax_num_cpu_devices", args.cpu_devices)
+    return None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -78,6 +129,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--set", action="append", metavar="KEY=VALUE", help="override a config key (repeatable), e.g. --set epochs=3"
     )
     train.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in --workdir")
+    _add_process_options(train)
     train.set_defaults(func=_train)
 
     evaluate = commands.add_parser("evaluate", help="robustness evaluation of a trained run")
@@ -86,14 +138,19 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--split", default="test", help="dataset split to evaluate (default: test)")
     evaluate.add_argument("--batch-size", type=int, default=None, help="evaluation batch size")
     evaluate.add_argument("--limit", type=int, default=None, help="evaluate only the first N examples")
+    _add_process_options(evaluate)
     evaluate.set_defaults(func=_evaluate)
     return parser
 
 
 def main(argv=None) -> int:
     parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = parser.parse_args(argv)
     try:
+        code = _start(args, argv)
+        if code is not None:
+            return code
         return args.func(args)
     except ValueError as e:
         print(f"robustjax {args.command}: error: {e}", file=sys.stderr)

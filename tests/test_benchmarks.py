@@ -81,3 +81,16 @@ def test_text_and_markdown_tables(quick_peers):
 def test_bad_section_is_rejected():
     with pytest.raises(SystemExit):
         bench_run.parse_sections(["fused,nonsense"])
+
+
+def test_evaluation_row_is_the_throughput_ratio():
+    # The evaluation section's row from raw measurements (the measuring itself spawns two JAX
+    # processes; `python -m benchmarks --only evaluation` runs it).
+    raw = {"evaluation": {"suite": "mnist-quick", "examples": 128, "batch": 128,
+                          "median_s": {1: 4.0, 4: 5.0}, "examples_per_s": {1: 32.0, 4: 25.6},
+                          "median_cpu_s": {1: 7.0, 4: 10.0}}}
+    (row,) = bench_run.build_rows(["evaluation"], raw, {}, quick=False)
+    assert row["section"] == "evaluation" and row["measured"] == pytest.approx(0.8)
+    assert row["seconds"] == {"1 device": 4.0, "4 devices": 5.0}
+    assert "32.0 vs 25.6 examples/s" in row["note"] and "1 ÷ 4 devices 0.70" in row["note"]
+    assert row["met"] == "—"

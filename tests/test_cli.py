@@ -49,3 +49,11 @@ def test_module_entry_point_help():
 def test_parser_requires_a_command():
     with pytest.raises(SystemExit):
         build_parser().parse_args([])
+
+
+@pytest.mark.parametrize("flag", ["--processes", "--cpu-devices"])
+def test_process_counts_must_be_positive(tmp_path, capsys, flag):
+    for command in (["train", "--config", ERM, "--workdir", str(tmp_path)],
+                    ["evaluate", "--workdir", str(tmp_path)]):
+        assert main([*command, flag, "0"]) == 2
+        assert f"{flag} must be a positive integer; got 0" in capsys.readouterr().err

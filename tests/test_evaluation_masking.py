@@ -12,7 +12,7 @@ import pytest
 
 from robustjax import evaluation as E
 from robustjax.evaluation import AttackSpec
-from robustjax.evaluation.evaluator import AttackResult, RobustnessReport
+from robustjax.evaluation import AttackResult, RobustnessReport
 
 
 def _mixture(seed, n, d=8, k=3, sep=1.6):
@@ -182,7 +182,7 @@ def test_transfer_matrix_flags_the_masked_model(trained):
     x_adv = np.concatenate([
         np.asarray(A.pgd(f, jnp.asarray(x[i : i + 1]), jnp.asarray(y[i : i + 1]), eps=1.0,
                          norm=math.inf, step_size=0.5, steps=5, clip=None,
-                         key=jax.random.fold_in(E.evaluator._run_key(
+                         key=jax.random.fold_in(E.programs.run_key(
                              jax.random.key(0), "transfer:normal", "1"), i)))
         for i in range(len(x))])
     clean_ok = np.argmax(np.asarray(f(jnp.asarray(x))), 1) == y

@@ -47,3 +47,6 @@ from robustjax.core.hvp import (  # noqa: F401,E402
 # --- compile options of training steps (performance issue) ---
 from robustjax.core import compile  # noqa: F401,E402
 from robustjax.core.compile import cpu_compiler_options  # noqa: F401,E402
+
+# --- data parallelism on a 1-D "data" mesh, one process or several (scale-out issue) ---
+from robustjax.core import sharding  # noqa: F401,E402

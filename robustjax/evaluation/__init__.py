@@ -2,6 +2,9 @@
 results and the pointwise worst case, accuracy-vs-ε curves, transfer matrices, gradient-masking
 checks and reports (JSON / Markdown / PNG).
 
+Each chunk is split over the data mesh of every device (``placement.py``), in one process or
+several (``robustjax.distributed``).
+
 Typical use::
 
     from robustjax import evaluation
@@ -19,6 +22,7 @@ from robustjax.evaluation.evaluator import (
     check_invariants,
     evaluate,
     mean_l2_norm,
+    threat_label,
 )
 from robustjax.evaluation.masking import (
     EXPLANATIONS,
@@ -26,6 +30,7 @@ from robustjax.evaluation.masking import (
     check_report,
     check_transfer,
 )
+from robustjax.evaluation.placement import ChunkPlacement
 from robustjax.evaluation.reports import (
     REPORT_FILES,
     format_table,
@@ -53,6 +58,7 @@ __all__ = [
     "AccuracyCurve",
     "AttackResult",
     "AttackSpec",
+    "ChunkPlacement",
     "EXPLANATIONS",
     "MaskingWarning",
     "REPORT_FILES",
@@ -78,6 +84,7 @@ __all__ = [
     "report_to_dict",
     "report_to_markdown",
     "resolve_suite",
+    "threat_label",
     "transfer_matrix",
     "write_reports",
 ]

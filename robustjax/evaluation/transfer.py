@@ -11,11 +11,14 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.sharding import Mesh
 
 from robustjax.core import validation as V
-from robustjax.evaluation import evaluator as _ev
+from robustjax.evaluation import chunks as _chunks
+from robustjax.evaluation import programs as _programs
 from robustjax.evaluation import registry as _registry
 from robustjax.evaluation import suites as _suites
+from robustjax.evaluation.placement import ChunkPlacement
 
 
 @dataclasses.dataclass
@@ -90,6 +93,7 @@ def transfer_matrix(
     batch_size: int = 256,
     progress: bool = True,
     tolerance: float = 0.01,
+    mesh: Mesh | None = None,
 ) -> TransferMatrix:
     """Accuracy of every target in ``models`` on adversarial examples crafted on every source
     (``sources``, default: the same models), plus each target's white-box accuracy.
@@ -97,7 +101,8 @@ def transfer_matrix(
     ``attack``: an :class:`AttackSpec`, a mapping, or a key of ``TRANSFER_ATTACKS``
     (``"sgr-table4-mnist-32"``, ``"soar-table3"``, ...) with one strength (or pick one with
     ``eps``). Data is streamed in chunks; per-example keys depend on the source name and the
-    example index (as in :func:`evaluate`), so numbers do not depend on ``batch_size``.
+    example index (as in :func:`evaluate`), so numbers do not depend on ``batch_size``; each
+    chunk is split over ``mesh`` (default: every device) as in :func:`evaluate`.
     """
     targets = _check_models(models, "models")
     srcs = targets if sources is None else _check_models(sources, "sources")
@@ -119,11 +124,12 @@ def transfer_matrix(
             "pass eps= to pick one"
         )
     batch_size = V.check_positive_int(batch_size, name="batch_size")
-    key = _ev._as_key(key)
-    images, labels = _ev.as_arrays(data)
+    key = _chunks.as_key(key)
+    placement = ChunkPlacement(batch_size, mesh=mesh)
+    images, labels = _chunks.as_arrays(data)
     n = images.shape[0]
-    scale = _ev.mean_l2_norm(images) if spec.eps_scale == "mean_l2_norm" else None
-    strength, _ = _ev._resolve_strength(spec, spec.eps[0], scale)
+    scale = _chunks.mean_l2_norm(images) if spec.eps_scale == "mean_l2_norm" else None
+    strength, _ = _programs.resolve_strength(spec, spec.eps[0], scale)
     label = _suites.format_strength(spec, spec.eps[0])
     traced = _registry.is_traced(spec)
     call = _registry.attack_call(spec, None if traced else strength)
@@ -149,7 +155,7 @@ def transfer_matrix(
     for s, f in all_sources.items():
         crafters[s] = make_crafter(f)
     predict = {t: jax.jit(lambda x, f=f: jnp.argmax(f(x), axis=1)) for t, f in targets.items()}
-    base_keys = {s: _ev._run_key(key, f"transfer:{s}", label) for s in all_sources}
+    base_keys = {s: _programs.run_key(key, f"transfer:{s}", label) for s in all_sources}
 
     src_names, tgt_names = list(srcs), list(targets)
     clean_ok = np.zeros((len(tgt_names), n), bool)
@@ -157,23 +163,27 @@ def transfer_matrix(
     white_ok = np.zeros((len(tgt_names), n), bool)
     from tqdm.auto import tqdm
 
-    bar = tqdm(total=n, desc=f"transfer [{spec.name}]", unit="ex", disable=not progress,
-               leave=False)
+    bar = tqdm(total=n, desc=f"transfer [{spec.name}]", unit="ex",
+               disable=not (progress and jax.process_index() == 0), leave=False)
     try:
-        for idx in _ev._chunks(n, batch_size):
-            pidx = _ev._pad(idx, batch_size)
+        for idx in _chunks.chunk_indices(n, batch_size):
+            pidx = _chunks.pad_indices(idx, placement.rows)
             m = len(idx)
-            x = jnp.asarray(np.asarray(images[pidx], np.float32))
-            y = jnp.asarray(np.asarray(labels[pidx], np.int32))
+            x, y, gidx = placement.place((np.asarray(images[pidx], np.float32),
+                                          np.asarray(labels[pidx], np.int32),
+                                          pidx.astype(np.int32)))
             yn = labels[idx]
-            gidx = jnp.asarray(pidx, jnp.int32)
+
+            def correct(name, inputs):
+                return placement.fetch(predict[name](inputs))[:m] == yn
+
             for t, name in enumerate(tgt_names):
-                clean_ok[t, idx] = np.asarray(predict[name](x))[:m] == yn
+                clean_ok[t, idx] = correct(name, x)
             adv = {s: crafters[s](x, y, gidx, base_keys[s], arg) for s in all_sources}
             for t, name in enumerate(tgt_names):
                 for s, sname in enumerate(src_names):
-                    adv_ok[t, s, idx] = np.asarray(predict[name](adv[sname]))[:m] == yn
-                white_ok[t, idx] = np.asarray(predict[name](adv[name]))[:m] == yn
+                    adv_ok[t, s, idx] = correct(name, adv[sname])
+                white_ok[t, idx] = correct(name, adv[name])
             bar.update(m)
     finally:
         bar.close()

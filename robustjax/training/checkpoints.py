@@ -15,6 +15,8 @@ from pathlib import Path
 import jax
 import orbax.checkpoint as ocp
 
+from robustjax.core import sharding
+
 
 def checkpoint_manager(workdir: str | os.PathLike, *, max_to_keep: int | None = 3) -> ocp.CheckpointManager:
     """An orbax manager for ``workdir/checkpoints`` (steps are epoch numbers)."""
@@ -24,8 +26,13 @@ def checkpoint_manager(workdir: str | os.PathLike, *, max_to_keep: int | None = 
 
 
 def save_checkpoint(manager: ocp.CheckpointManager, epoch: int, state) -> None:
-    """Save ``state`` as the checkpoint of ``epoch`` and wait until it is on disk."""
-    manager.save(epoch, args=ocp.args.StandardSave(jax.device_get(state)))
+    """Save ``state`` as the checkpoint of ``epoch`` and wait until it is on disk.
+
+    The state is saved as host arrays (a replicated state is the same on every device), so the
+    checkpoint restores on any number of devices and processes. With several processes every
+    process calls this; orbax writes once (process 0) and synchronizes them.
+    """
+    manager.save(epoch, args=ocp.args.StandardSave(sharding.to_host(state)))
     manager.wait_until_finished()
 
 

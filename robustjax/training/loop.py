@@ -4,6 +4,13 @@ JSON-lines metrics, a progress bar, orbax checkpoints every epoch and exact ``--
 Determinism: the data order of epoch ``e`` is drawn from ``fold_in(PRNGKey(seed), e)`` and the
 step randomness from the key inside the train state, so a run resumed from the checkpoint of
 epoch ``e`` ends with exactly the parameters of an uninterrupted run with the same seed.
+
+Several processes (after ``robustjax.distributed.initialize()``): every process loads the data
+and draws the same batches; each transfers only its rows of a global batch to its own devices
+(``core.sharding.shard_batch``), so the step sees the same global batch as in one process. Only
+process 0 writes ``metrics.jsonl`` and ``config.json``, prints and shows progress; checkpoints are
+saved and restored by all processes together (orbax coordinates them; the state is replicated
+and saved as host arrays, so a checkpoint restores on any number of processes and devices).
 """
 
 from __future__ import annotations
@@ -22,6 +29,7 @@ from tqdm.auto import tqdm
 
 from robustjax import data as rj_data
 from robustjax import nn as rj_nn
+from robustjax.core import sharding
 from robustjax.training import checkpoints
 from robustjax.training.objectives import init_method_state, make_objective
 from robustjax.training.optimizers import make_optimizer
@@ -32,7 +40,6 @@ from robustjax.training.step import (
     data_mesh,
     jit_eval_step,
     jit_train_step,
-    replicated,
 )
 
 
@@ -145,7 +152,7 @@ def epoch_key(seed: int, epoch: int) -> jax.Array:
 def evaluate_classification(eval_fn, state, dataset, *, batch_size: int, mesh) -> dict[str, float]:
     """Mean loss and accuracy over every example of ``dataset`` (last batch padded and masked)."""
     totals = {"loss_sum": 0.0, "correct": 0.0, "count": 0.0}
-    sharding = batch_sharding(mesh)
+    placement = batch_sharding(mesh)
     for x, y in rj_data.batches(dataset, batch_size, key=None, drop_remainder=False):
         n = x.shape[0]
         mask = np.ones((batch_size,), np.float32)
@@ -154,13 +161,13 @@ def evaluate_classification(eval_fn, state, dataset, *, batch_size: int, mesh) -
             x = np.concatenate([x, np.zeros((pad, *x.shape[1:]), x.dtype)])
             y = np.concatenate([y, np.zeros((pad,), y.dtype)])
             mask[n:] = 0.0
-        out = eval_fn(state, jax.device_put((x, y, mask), sharding))
+        out = eval_fn(state, sharding.shard_batch((x, y, mask), placement))
         for k in totals:
             totals[k] += float(out[k])
     return {"loss": totals["loss_sum"] / totals["count"], "accuracy": totals["correct"] / totals["count"]}
 
 
-def _append_jsonl(path: Path, record: dict) -> None:
+def _append_jsonl(path: Path, record: dict) -> None:  # process 0 only
     with open(path, "a") as f:
         f.write(json.dumps(record) + "\n")
 
@@ -173,7 +180,8 @@ def _truncate_metrics(path: Path, last_epoch: int) -> None:
     path.write_text("".join(line + "\n" for line in keep))
 
 
-def fit(config, workdir: str | os.PathLike, *, resume: bool = False, progress: bool | None = None):
+def fit(config, workdir: str | os.PathLike, *, resume: bool = False, progress: bool | None = None,
+        mesh=None):
     """Train the run described by ``config``, writing metrics and checkpoints into ``workdir``.
 
     Args:
@@ -181,15 +189,21 @@ def fit(config, workdir: str | os.PathLike, *, resume: bool = False, progress: b
       workdir: the run's directory; created if needed.
       resume: continue from the newest checkpoint in ``workdir``. Without it, a work directory
         that already holds checkpoints is an error (so runs are never mixed by accident).
-      progress: show a progress bar (default: when writing to a terminal).
+      progress: show a progress bar (default: when writing to a terminal; never in processes
+        other than 0).
+      mesh: the 1-D ``"data"`` device mesh to train on (default: every device of every process,
+        ``robustjax.core.sharding.data_mesh()``).
 
     Returns:
       ``(state, history)``: the final train state and the list of per-epoch metric dicts.
     """
     workdir = Path(workdir)
-    workdir.mkdir(parents=True, exist_ok=True)
+    primary = sharding.is_primary_process()
+    if primary:
+        workdir.mkdir(parents=True, exist_ok=True)
+    sharding.sync_processes("robustjax.fit: workdir")
     run = build_run(config)
-    mesh = data_mesh()
+    mesh = data_mesh() if mesh is None else sharding.check_mesh(mesh)
     check_batch_divisible(config.batch_size, mesh)
     eval_batch_size = int(config.get("eval_batch_size", 500))
     check_batch_divisible(eval_batch_size, mesh, name="eval_batch_size")
@@ -214,13 +228,16 @@ def fit(config, workdir: str | os.PathLike, *, resume: bool = False, progress: b
     if resume and latest is not None:
         state = checkpoints.restore_checkpoint(manager, latest, state)
         start_epoch = int(latest)
-        _truncate_metrics(metrics_path, start_epoch)
-    elif not resume:
+        if primary:
+            _truncate_metrics(metrics_path, start_epoch)
+    elif not resume and primary:
         metrics_path.unlink(missing_ok=True)
-    (workdir / "config.json").write_text(config.to_json(indent=2))
+    if primary:
+        (workdir / "config.json").write_text(config.to_json(indent=2))
+    sharding.sync_processes("robustjax.fit: metrics")  # the others read what process 0 wrote
 
-    state = jax.device_put(state, replicated(mesh))
-    sharding = batch_sharding(mesh)
+    state = sharding.replicate(state, mesh)
+    placement = batch_sharding(mesh)
     history = [json.loads(line) for line in metrics_path.read_text().splitlines()] if metrics_path.exists() else []
     for epoch in range(start_epoch + 1, config.epochs + 1):
         start = time.perf_counter()
@@ -229,12 +246,12 @@ def fit(config, workdir: str | os.PathLike, *, resume: bool = False, progress: b
             rj_data.batches(run.train_data, config.batch_size, key=epoch_key(config.seed, epoch), drop_remainder=True),
             total=run.steps_per_epoch,
             desc=f"epoch {epoch}/{config.epochs}",
-            disable=None if progress is None else not progress,
+            disable=(None if progress is None else not progress) if primary else True,
             leave=False,
         )
         for i, batch in enumerate(bar, start=1):
-            state, metrics = step_fn(state, jax.device_put(batch, sharding))
-            metrics = jax.device_get(metrics)
+            state, metrics = step_fn(state, sharding.shard_batch(batch, placement))
+            metrics = sharding.to_host(metrics)
             for k, v in metrics.items():
                 sums[k] = sums.get(k, 0.0) + float(v)
             bar.set_postfix(loss=f"{sums['loss'] / i:.4f}", acc=f"{sums['accuracy'] / i:.3f}")
@@ -253,14 +270,15 @@ def fit(config, workdir: str | os.PathLike, *, resume: bool = False, progress: b
             manager.close()
             raise FloatingPointError(f"non-finite metrics at epoch {epoch}: {record}")
         history.append(record)
-        _append_jsonl(metrics_path, record)
-        print(
-            f"epoch {epoch:3d}  train loss {record['train_loss']:.4f}  train acc {record['train_accuracy']:.4f}  "
-            f"test loss {record['test_loss']:.4f}  test acc {record['test_accuracy']:.4f}  "
-            f"({record['epoch_seconds']:.1f} s)",
-            flush=True,
-        )
-        checkpoints.save_checkpoint(manager, epoch, state)
+        if primary:
+            _append_jsonl(metrics_path, record)
+            print(
+                f"epoch {epoch:3d}  train loss {record['train_loss']:.4f}  train acc {record['train_accuracy']:.4f}  "
+                f"test loss {record['test_loss']:.4f}  test acc {record['test_accuracy']:.4f}  "
+                f"({record['epoch_seconds']:.1f} s)",
+                flush=True,
+            )
+        checkpoints.save_checkpoint(manager, epoch, state)  # collective: every process calls it
     manager.close()
     return state, history
 

@@ -3,10 +3,10 @@
 Data parallelism uses ``jax.sharding``: a 1-D mesh over all devices with the axis ``"data"``;
 batches are sharded along their first axis, the train state is replicated. XLA's SPMD
 partitioner inserts the gradient all-reduce (and the cross-device BatchNorm statistics), so
-the step computes the same function on 1 or N devices. On several hosts, call
-``jax.distributed.initialize()`` before anything else: ``jax.devices()`` then lists every
-host's devices and the same code runs unchanged (each host feeds its share of the batch via
-``jax.make_array_from_process_local_data``; the single-host loop here passes whole batches).
+the step computes the same function on 1 or N devices. With several processes
+(``robustjax.distributed.initialize()`` before anything else) ``jax.devices()`` lists every
+process's devices and the same step runs unchanged; each process feeds its rows of the global
+batch with ``robustjax.core.sharding.shard_batch`` (see ``training/loop.py``).
 """
 
 from __future__ import annotations
@@ -16,39 +16,18 @@ from functools import partial
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 import optax
-from jax.sharding import Mesh, NamedSharding, PartitionSpec
+from jax.sharding import Mesh
 
 from robustjax.core import compile as _compile
+from robustjax.core.sharding import (  # noqa: F401  (re-exported: the train step's layout)
+    batch_sharding,
+    check_batch_divisible,
+    data_mesh,
+    replicated,
+)
 from robustjax.training.objectives import Objective
 from robustjax.training.state import TrainState
-
-
-def data_mesh(devices=None) -> Mesh:
-    """A 1-D device mesh with the axis ``"data"`` over ``devices`` (default: all devices)."""
-    devices = jax.devices() if devices is None else list(devices)
-    return Mesh(np.asarray(devices), ("data",))
-
-
-def batch_sharding(mesh: Mesh) -> NamedSharding:
-    """Sharding of a batch: split along the first axis over the ``data`` mesh axis."""
-    return NamedSharding(mesh, PartitionSpec("data"))
-
-
-def replicated(mesh: Mesh) -> NamedSharding:
-    """Sharding of the train state: a full copy on every device."""
-    return NamedSharding(mesh, PartitionSpec())
-
-
-def check_batch_divisible(batch_size: int, mesh: Mesh, *, name: str = "batch_size") -> None:
-    """Raise unless ``batch_size`` splits evenly over the mesh's devices."""
-    n = mesh.devices.size
-    if batch_size % n:
-        raise ValueError(
-            f"{name} must be a multiple of the number of devices ({n}) for data parallelism; "
-            f"got {batch_size}"
-        )
 
 
 def train_step(

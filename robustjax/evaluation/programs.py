@@ -1,0 +1,229 @@
+"""The evaluation plan and its compiled programs: one run per (attack, strength) with its own key,
+one jitted program per attack (per strength for kinds whose strength is static), and the
+per-example results of a run.
+
+* **Chunk-size invariance.** Random attacks are ``vmap``-ed over examples with the key
+  ``fold_in(fold_in(key, hash(attack, strength)), global_index)``, so every random draw depends
+  on the example and the attack only, never on the chunk or the device it lands on.
+* **One compilation per (attack, strength).** Programs are cached per model function, attack and
+  strength, so evaluating the same model again reuses them.
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import zlib
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from robustjax.core import losses as _losses
+from robustjax.core import norms as _norms
+from robustjax.evaluation import registry as _registry
+from robustjax.evaluation import suites as _suites
+from robustjax.evaluation.results import AttackResult, threat_label
+from robustjax.evaluation.suites import AttackSpec
+
+_FLOOR = 1e-12
+
+
+@dataclasses.dataclass
+class AttackRun:
+    """One attack at one resolved strength: its threat model, key and compiled program."""
+
+    spec: AttackSpec
+    strength: Any  # resolved: float, (angle, shift) or None (DeepFool)
+    label: str
+    eps: float | None
+    threat: str | None
+    base_key: jax.Array
+    fn: Callable | None = None
+    arg: Any = None
+
+
+def resolve_strength(spec: AttackSpec, nominal: Any, scale: float | None):
+    if spec.kind == "spatial":
+        if isinstance(nominal, str):
+            return _suites.SPATIAL_LEVELS[nominal], None
+        return (float(nominal[0]), float(nominal[1])), None
+    value = _suites.parse_eps(nominal)
+    if spec.eps_scale == "mean_l2_norm":
+        value = value * scale
+    return value, value
+
+
+def plan_runs(specs: Sequence[AttackSpec], key: jax.Array, scale: float | None) -> list[AttackRun]:
+    runs = []
+    for spec in specs:
+        if spec.kind in _suites.MINIMAL_KINDS:
+            runs.append(AttackRun(spec, None, "-", None, None, run_key(key, spec.name, "-")))
+            continue
+        for nominal in spec.eps:
+            strength, eps = resolve_strength(spec, nominal, scale)
+            label = _suites.format_strength(spec, nominal)
+            if spec.is_lp:
+                threat = threat_label(spec.norm, eps)
+            else:
+                threat = f"{spec.name} {spec.strength_name}={label}"
+            runs.append(AttackRun(spec, strength, label, eps, threat, run_key(key, spec.name, label)))
+    return runs
+
+
+def skip_order(run: AttackRun, index: int) -> tuple:
+    """ℓp runs first, by (norm, ε); then the others in suite order."""
+    if run.spec.is_lp and run.eps is not None:
+        return (0, float(run.spec.norm), run.eps, index)
+    return (1, 0.0, 0.0, index)
+
+
+def inherited_broken(broken: dict, runs: list[AttackRun], run: AttackRun, n: int) -> np.ndarray:
+    """Points broken under ``run``'s threat model or an ℓp ball of the same norm inside it."""
+    out = broken.get(run.threat, np.zeros(n, bool)).copy()
+    if run.spec.is_lp and run.eps is not None:
+        for other in runs:
+            if (other.threat in broken and other.threat != run.threat and other.spec.is_lp
+                    and other.spec.norm == run.spec.norm and other.eps is not None
+                    and other.eps < run.eps):
+                out |= broken[other.threat]
+    return out
+
+
+def run_key(key: jax.Array, name: str, label: str) -> jax.Array:
+    # Independent of the suite's order: adding an attack does not change the others' draws.
+    return jax.random.fold_in(key, zlib.crc32(f"{name}|{label}".encode()) & 0x7FFFFFFF)
+
+
+# Compiled programs are cached per (logits_fn object, attack, strength): evaluating the same model
+# again (another suite, accuracy_vs_eps, skip_broken) reuses them. Small LRU: the cache holds
+# references to the model functions.
+_PROGRAMS: "collections.OrderedDict[tuple, Callable]" = collections.OrderedDict()
+_PROGRAMS_MAX = 64
+
+
+def _cached(key: tuple, build: Callable[[], Callable]) -> Callable:
+    try:
+        hash(key)
+    except TypeError:
+        return build()
+    if key in _PROGRAMS:
+        _PROGRAMS.move_to_end(key)
+        return _PROGRAMS[key]
+    fn = build()
+    _PROGRAMS[key] = fn
+    while len(_PROGRAMS) > _PROGRAMS_MAX:
+        _PROGRAMS.popitem(last=False)
+    return fn
+
+
+def clean_program(logits_fn: Callable) -> Callable:
+    return _cached(("clean", logits_fn), lambda: _build_clean_fn(logits_fn))
+
+
+def _build_clean_fn(logits_fn: Callable) -> Callable:
+    def clean(x, y):
+        def total_loss(xx):
+            logits = logits_fn(xx)
+            return jnp.sum(_losses.cross_entropy(logits, y)), logits
+
+        g, logits = jax.grad(total_loss, has_aux=True)(x)
+        probs = jax.nn.softmax(logits, axis=1)
+        return {
+            "pred": jnp.argmax(logits, axis=1).astype(jnp.int32),
+            "margin": _losses.margin(logits, y),
+            "max_prob": jnp.max(probs, axis=1),
+            "grad_norm": _norms.l2_norm(g),
+            "finite": jnp.all(jnp.isfinite(logits), axis=1)
+            & jnp.all(jnp.isfinite(g.reshape(g.shape[0], -1)), axis=1),
+        }
+
+    return jax.jit(clean)
+
+
+def attack_program(logits_fn: Callable, call: Callable, *, per_example_keys: bool) -> Callable:
+    """Jitted ``(x, y_attack, y_true, gidx, base_key, strength) -> per-example outcome``.
+
+    Random attacks are ``vmap``-ed over examples with key ``fold_in(base_key, global_index)``;
+    deterministic ones run on the whole batch (examples are independent either way)."""
+
+    def run(x, y_attack, y_true, gidx, base_key, strength):
+        if per_example_keys:
+            keys = jax.vmap(lambda i: jax.random.fold_in(base_key, i))(gidx)
+
+            def one(xi, yi, ki):
+                return call(logits_fn, xi[None], yi[None], ki, strength)[0]
+
+            x_adv = jax.vmap(one)(x, y_attack, keys)
+        else:
+            x_adv = call(logits_fn, x, y_attack, base_key, strength)
+        logits = logits_fn(x_adv)
+        delta = x_adv - x
+        return {
+            "pred": jnp.argmax(logits, axis=1).astype(jnp.int32),
+            "margin": _losses.margin(logits, y_true),
+            "norm_l2": _norms.l2_norm(delta),
+            "norm_linf": _norms.linf_norm(delta),
+            "rel_l2": _norms.l2_norm(delta) / jnp.maximum(_norms.l2_norm(x), _FLOOR),
+            "finite": jnp.all(jnp.isfinite(logits), axis=1),
+        }
+
+    return jax.jit(run)
+
+
+def attach_programs(logits_fn: Callable, runs: list[AttackRun]) -> None:
+    """One jitted program per spec for kinds with a traced strength, else per (spec, strength)."""
+    cache: dict[str, Callable] = {}
+    for run in runs:
+        spec = run.spec
+        random = _registry.is_random(spec)
+        if _registry.is_traced(spec):
+            strength, run.arg = None, jnp.asarray(run.strength, jnp.float32)
+        else:  # spatial: (angle, shift); custom: ε; DeepFool: none
+            strength = run.strength if spec.kind == "spatial" else run.eps
+            run.arg = None
+        key = ("attack", logits_fn, repr(spec), strength, random)
+        if key not in cache:
+            cache[key] = _cached(key, lambda: attack_program(
+                logits_fn, _registry.attack_call(spec, strength), per_example_keys=random))
+        run.fn = cache[key]
+
+
+def determinism(logits_fn: Callable, x: np.ndarray) -> dict[str, Any]:
+    """Call ``logits_fn`` eagerly twice and once jitted on the same inputs; report the spread."""
+    xj = jnp.asarray(x)
+    a = np.asarray(logits_fn(xj), np.float64)
+    b = np.asarray(logits_fn(xj), np.float64)
+    c = np.asarray(jax.jit(logits_fn)(xj), np.float64)
+    scale = max(float(np.max(np.abs(a))) if a.size else 0.0, 1e-30)
+    eager = float(np.max(np.abs(a - b))) / scale if a.size else 0.0
+    jitted = float(np.max(np.abs(a - c))) / scale if a.size else 0.0
+    return {"eager_rel_diff": eager, "jit_rel_diff": jitted}
+
+
+def results_of(run: AttackRun, st: dict, labels: np.ndarray, specs, scale) -> list[AttackResult]:
+    spec = run.spec
+    changed = st["evaluated"] & (st["pred"] != labels)
+    common = dict(
+        attack=spec.name, kind=spec.kind, norm=spec.norm, strength_name=spec.strength_name,
+        params=dict(spec.params), evaluated=st["evaluated"], pred=st["pred"], margin=st["margin"],
+        norm_l2=st["norm_l2"], norm_linf=st["norm_linf"], finite=st["finite"],
+    )
+    if spec.kind not in _suites.MINIMAL_KINDS:
+        return [AttackResult(threat=run.threat, eps=run.eps, eps_label=run.label,
+                             success=changed, lp=spec.is_lp, **common)]
+    # DeepFool: one run, thresholded at each ℓ2 ε (success: adversarial with ‖δ‖₂ ≤ ε).
+    ev = st["evaluated"]
+    rho = float(np.mean(st["rel_l2"][ev])) if np.any(ev) else None
+    extras = {"rho": rho}
+    out = [AttackResult(threat=f"{spec.name} (minimal l2)", eps=None, eps_label="-",
+                        success=changed, extras=dict(extras), **common)]
+    for nominal in spec.eps:
+        eps = _suites.parse_eps(nominal) * (scale if spec.eps_scale == "mean_l2_norm" else 1.0)
+        within = changed & (st["norm_l2"] <= eps * (1 + 1e-6))
+        out.append(AttackResult(threat=threat_label(2.0, eps), eps=eps,
+                                eps_label=_suites.format_strength(spec, nominal),
+                                success=within, extras=dict(extras), lp=True, **common))
+    return out
