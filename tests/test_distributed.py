@@ -29,6 +29,7 @@ from robustjax import data as rj_data
 from robustjax import distributed, evaluation
 from robustjax.training.loop import load_run
 from robustjax.training.objectives import inference_logits_fn
+from support import subprocess_env
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = ROOT / "configs" / "mnist5k" / "erm.py"
@@ -63,9 +64,7 @@ SINGLE_PROCESS = textwrap.dedent(
 
 
 def _env(**extra):
-    env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
-    env.update(JAX_PLATFORMS="cpu", PYTHONPATH=str(ROOT), **extra)
-    return env
+    return subprocess_env(PYTHONPATH=str(ROOT), **extra)
 
 
 def _run_group(cmd, *, env, timeout=TIMEOUT):

@@ -6,7 +6,6 @@ process (no devices needed)."""
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import textwrap
@@ -20,6 +19,7 @@ from robustjax import evaluation as E
 from robustjax.core import sharding
 from robustjax.evaluation import chunks
 from robustjax.evaluation.placement import ChunkPlacement
+from support import subprocess_env
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -75,8 +75,7 @@ SCRIPT = textwrap.dedent(
 @pytest.fixture(scope="module")
 def per_example(tmp_path_factory):
     out = tmp_path_factory.mktemp("placement") / "results.npz"
-    env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
-    env.update(JAX_PLATFORMS="cpu", JAX_NUM_CPU_DEVICES="4", PYTHONPATH=str(ROOT))
+    env = subprocess_env(JAX_NUM_CPU_DEVICES="4", PYTHONPATH=str(ROOT))
     proc = subprocess.run([sys.executable, "-c", SCRIPT, str(out)], env=env, capture_output=True,
                           text=True, timeout=600, cwd=ROOT)
     assert proc.returncode == 0, proc.stderr[-3000:]
