@@ -86,7 +86,8 @@ def test_pgd_matches_independent_numpy_pgd(norm, eps, step):
     x = jax.random.uniform(jax.random.PRNGKey(3), (16, 8))
     y = jax.random.randint(jax.random.PRNGKey(4), (16,), 0, 4)
     key = jax.random.PRNGKey(5)
-    out = pgd(partial(mlp_apply, p), x, y, eps=eps, norm=norm, step_size=step, steps=10, key=key)
+    out = pgd(partial(mlp_apply, p), x, y, eps=eps, norm=norm, step_size=step, steps=10, key=key,
+              unroll=False)  # one rolled loop compiles in a fraction of the unrolled time
     delta0 = N.sample_uniform_ball(key, x.shape, eps=eps, norm=norm)  # the start pgd draws
     ref = numpy_pgd(p, x, y, delta0, eps=eps, norm=norm, step_size=step, steps=10, clip=(0.0, 1.0))
     np.testing.assert_allclose(np.asarray(out, np.float64), ref, atol=1e-5)
@@ -159,7 +160,7 @@ def test_pgd_beats_fgsm_on_trained_model():
     assert float(jnp.mean(jnp.argmax(f(x), 1) == y)) > 0.9
     eps = 0.05
     x_fgsm = fgsm(f, x, y, eps=eps, clip=(0.0, 1.0))
-    x_pgd = pgd(f, x, y, eps=eps, norm=jnp.inf, step_size=eps / 4, steps=10, key=KEY)
+    x_pgd = pgd(f, x, y, eps=eps, norm=jnp.inf, step_size=eps / 4, steps=10, key=KEY, unroll=False)
     l_fgsm = np.asarray(L.cross_entropy(f(x_fgsm), y))
     l_pgd = np.asarray(L.cross_entropy(f(x_pgd), y))
     # many examples end at the same ℓ∞ corner as FGSM (equal losses up to float rounding)
