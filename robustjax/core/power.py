@@ -16,7 +16,7 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-from robustjax.core.validation import check_choice, check_positive_int
+from robustjax.core.validation import check_choice, check_positive_int, check_positive_ints
 
 __all__ = [
     "per_example_norm",
@@ -128,21 +128,6 @@ def dense_operator(kernel: jax.Array):
     return matvec, rmatvec
 
 
-def _tuple(value, n: int, name: str) -> tuple[int, ...]:
-    if value is None:
-        value = 1
-    if isinstance(value, int) and not isinstance(value, bool):
-        out = (value,) * n
-    else:
-        try:
-            out = tuple(int(a) for a in value)
-        except TypeError:
-            raise ValueError(f"{name} must be an int or a sequence of {n} ints; got {value!r}") from None
-    if len(out) != n or any(a < 1 for a in out):
-        raise ValueError(f"{name} must be a positive int or a sequence of {n} positive ints; got {value!r}")
-    return out
-
-
 def canonicalize_conv_padding(padding: Any, rank: int):
     """Flax/lax padding → a string of ``CONV_PADDING_STRINGS`` or a list of ``(low, high)`` pairs.
 
@@ -205,9 +190,9 @@ def conv_apply(
         raise ValueError(
             f"input of a {n}-D convolution must have rank {n + 2} [N, spatial..., C]; got {x.shape}"
         )
-    strides = _tuple(strides, n, "strides")
-    dilation = _tuple(dilation, n, "dilation")
-    input_dilation = _tuple(input_dilation, n, "input_dilation")
+    strides = check_positive_ints(strides, n, name="strides")
+    dilation = check_positive_ints(dilation, n, name="dilation")
+    input_dilation = check_positive_ints(input_dilation, n, name="input_dilation")
     pad = canonicalize_conv_padding(padding, n)
     if pad in ("CIRCULAR", "REFLECT"):
         ksz = [(k - 1) * d + 1 for k, d in zip(kernel.shape[:n], dilation)]

@@ -69,6 +69,23 @@ def check_positive_int(value: Any, *, name: str, minimum: int = 1) -> int:
     return int(value)
 
 
+def check_positive_ints(value: Any, n: int, *, name: str) -> tuple[int, ...]:
+    """``value`` (an int, or a sequence of ``n`` ints; ``None`` means 1) as a tuple of ``n``
+    positive ints, e.g. a convolution's strides or dilations."""
+    if value is None:
+        value = 1
+    if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
+        out = (int(value),) * n
+    else:
+        try:
+            out = tuple(int(a) for a in value)
+        except (TypeError, ValueError):
+            raise ValueError(f"{name} must be an int or a sequence of {n} ints; got {value!r}") from None
+    if len(out) != n or any(a < 1 for a in out):
+        raise ValueError(f"{name} must be a positive int or a sequence of {n} positive ints; got {value!r}")
+    return out
+
+
 def check_inputs(x: Any, *, name: str = "x", min_rank: int = 2) -> jax.Array:
     """Raise unless ``x`` is a floating array of rank ≥ ``min_rank`` with no NaN (when checkable)."""
     if not hasattr(x, "shape") or not hasattr(x, "dtype"):

@@ -39,7 +39,7 @@ from robustjax.core.power import (
     conv_apply,
     conv_operator,
 )
-from robustjax.core.validation import check_positive_int
+from robustjax.core.validation import check_positive_int, check_positive_ints
 
 __all__ = [
     "SV_METHODS",
@@ -54,21 +54,6 @@ __all__ = [
 SV_METHODS = ("exact-matrix", "fft-circular", "polyphase-circular", "unavailable")
 
 
-def _ints(value, n: int, name: str) -> tuple[int, ...]:
-    if value is None:
-        value = 1
-    if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
-        out = (int(value),) * n
-    else:
-        try:
-            out = tuple(int(a) for a in value)
-        except TypeError:
-            raise ValueError(f"{name} must be an int or a sequence of {n} ints; got {value!r}") from None
-    if len(out) != n or any(a < 1 for a in out):
-        raise ValueError(f"{name} must be a positive int or a sequence of {n} positive ints; got {value!r}")
-    return out
-
-
 def _geometry(kernel, input_shape, strides, padding, dilation, input_dilation, feature_group_count):
     kernel = jnp.asarray(kernel)
     input_shape = check_conv_geometry(kernel.shape, input_shape, feature_group_count)
@@ -76,8 +61,10 @@ def _geometry(kernel, input_shape, strides, padding, dilation, input_dilation, f
         raise ValueError(f"input_shape must be positive; got {input_shape}")
     n = kernel.ndim - 2
     return dict(
-        strides=_ints(strides, n, "strides"), padding=canonicalize_conv_padding(padding, n),
-        dilation=_ints(dilation, n, "dilation"), input_dilation=_ints(input_dilation, n, "input_dilation"),
+        strides=check_positive_ints(strides, n, name="strides"),
+        padding=canonicalize_conv_padding(padding, n),
+        dilation=check_positive_ints(dilation, n, name="dilation"),
+        input_dilation=check_positive_ints(input_dilation, n, name="input_dilation"),
         feature_group_count=check_positive_int(feature_group_count, name="feature_group_count"),
     ), input_shape
 
@@ -173,8 +160,8 @@ def conv_singular_values_polyphase(
     input_hw = tuple(int(a) for a in input_hw)
     if len(input_hw) != nd or any(a < 1 for a in input_hw):
         raise ValueError(f"input_hw must be {nd} positive sizes for a kernel of shape {kernel.shape}; got {input_hw}")
-    strides = _ints(strides, nd, "strides")
-    dilation = _ints(dilation, nd, "dilation")
+    strides = check_positive_ints(strides, nd, name="strides")
+    dilation = check_positive_ints(dilation, nd, name="dilation")
     groups = check_positive_int(feature_group_count, name="feature_group_count")
     if any(n % s for n, s in zip(input_hw, strides)):
         raise ValueError(f"strides {strides} must divide the input size {input_hw} for the polyphase spectrum")
