@@ -173,18 +173,25 @@ def has_tracer(*trees: Any) -> bool:
 # ---------------------------------------------------------------------------------------------
 
 _CACHE: "collections.OrderedDict[Hashable, Callable]" = collections.OrderedDict()
-_LOCK = threading.RLock()
+_LOCK = threading.Lock()
 _STATS = {"hits": 0, "misses": 0, "uncached": 0}
 _DEAD: list = []  # set by weak-reference callbacks; the cache is pruned at the next lookup
 
 
 def _note_dead(ref: Any) -> None:
-    # Runs inside the garbage collector, possibly while the cache is in use: only record.
+    """Weak-reference callback: drop the dead function's programs now (their jaxprs hold the
+    function's closed-over arrays as constants), or at the next lookup if the cache is busy
+    (the garbage collector can run this in the middle of a cache operation)."""
     _DEAD.append(ref)
+    if _LOCK.acquire(blocking=False):
+        try:
+            _prune()
+        finally:
+            _LOCK.release()
 
 
 def _prune() -> None:
-    """Drop the entries whose opaque functions have been garbage collected."""
+    """Drop the entries whose opaque functions have been garbage collected (lock held)."""
     if not _DEAD:
         return
     _DEAD.clear()
