@@ -5,7 +5,7 @@ Usage::
     python -m benchmarks                       # everything; table on stdout, JSON to
                                                # benchmarks/results/latest.json
     python benchmarks/run.py --markdown        # the same, plus the table as Markdown
-    python -m benchmarks --only fused,compile  # a subset: fused, peers, training, compile
+    python -m benchmarks --only fused,compile  # a subset: fused, peers, training, compile, reuse
     python -m benchmarks --quick               # tiny batch, 1 repeat: a smoke run that never
                                                # claims a goal (met = "n/a (quick)")
     python -m benchmarks --torch-venv PATH     # where the torch peer's venv lives (default
@@ -34,6 +34,13 @@ so machine load hits numerator and denominator alike):
   count; peak XLA memory of the SNR-10 and SOAR steps ÷ ERM's ≤ 3.
 * **compile** — (goal 4) ``lower().compile()`` seconds of PGD-10 ℓ∞ (unrolled and rolled) and of
   every train step, < 10 s.
+* **reuse** — (issue 15) compiled programs reused across parameters: PGD-10 ℓ∞,
+  ``jacobian_top_singular``, ``soar_penalty`` and ``evaluate`` called eagerly on
+  ``jax.tree_util.Partial(model.apply, variables)``, first with one set of parameters, then with
+  new ones; compile seconds (``jax.monitoring``: trace + lower + XLA) of the second call ÷ those
+  of the first ≤ 0.05, with each call's compile and run seconds and, for reference, the compile
+  seconds of a new closure over new parameters (``benchmarks/reuse.py``). One call each, as a
+  notebook user meets them: not medians.
 """
 
 from __future__ import annotations
@@ -54,12 +61,13 @@ if __package__ in (None, ""):  # run as a script: make ``benchmarks`` importable
 
 from benchmarks import attacks as bench_attacks
 from benchmarks import common
+from benchmarks import reuse as bench_reuse
 from benchmarks import soar as bench_soar
 from benchmarks import spectral as bench_spectral
 from benchmarks import train_step as bench_train
 from robustjax.core import compile as compile_
 
-SECTIONS = ("fused", "peers", "training", "compile")
+SECTIONS = ("fused", "peers", "training", "compile", "reuse")
 BENCH_DIR = Path(__file__).resolve().parent
 DEFAULT_JSON = BENCH_DIR / "results" / "latest.json"
 PEER_SCRIPT = BENCH_DIR / "peer" / "torch_peer.py"
@@ -125,6 +133,8 @@ def measure_jax(sections, *, batch, repeats) -> dict:
         raw["training"] = bench_train.run(batch=batch, repeats=repeats, keys=steps, progress=_log)
     if "compile" in sections:
         raw["compile"] = measure_compile(raw, model, variables, x, y, batch)
+    if "reuse" in sections:
+        raw["reuse"] = bench_reuse.run(batch=batch, progress=_log)
     return raw
 
 
@@ -283,6 +293,17 @@ def build_rows(sections, raw, peer, *, quick) -> list[dict]:
             name = labels.get(k) or bench_train.METHODS[k[len("step_"):]][0] + " train step"
             rows.append(_row("compile", f"compile {name} (s)", sec, COMPILE_TARGET_S, op="<",
                              seconds={"compile": sec}))
+    if "reuse" in sections:
+        for r in raw["reuse"]["functions"].values():
+            a, b, c = r["first"], r["second_new_params"], r["new_closure"]
+            rows.append(_row(
+                "reuse", f"{r['label']}: compile s of a 2nd call with new parameters ÷ 1st call's",
+                r["compile_ratio"], bench_reuse.REUSE_TARGET,
+                seconds={"1st compile": a["compile_s"], "1st run": a["run_s"],
+                         "2nd compile": b["compile_s"], "2nd run": b["run_s"],
+                         "new closure compile": c["compile_s"]},
+                note=f"{b['compiles']} XLA compilation(s) in the 2nd call, {c['compiles']} for a "
+                     "new closure"))
     for r in rows:
         r["met"] = _met(r, quick)
     return rows
