@@ -159,3 +159,21 @@ def test_compile_stats_counts_a_new_program():
     with programs.compile_stats() as stats:
         jax.jit(lambda v: v * 3.0 + 1.0)(v).block_until_ready()
     assert stats.compiles == 1 and stats.seconds > 0
+
+
+def test_partial_of_a_method_keys_on_an_equal_object_not_the_same_one():
+    import flax.linen as linen
+
+    class Net(linen.Module):
+        width: int = 3
+
+        @linen.compact
+        def __call__(self, x, train=True):
+            return linen.Dense(self.width)(x.reshape(x.shape[0], -1))
+
+    variables = Net().init(jax.random.key(0), X)
+    a, b = (Partial(Net().apply, variables, train=False) for _ in range(2))  # two Net objects
+    (sa, arrays), (sb, _) = programs.split_callable(a), programs.split_callable(b)
+    assert sa == sb and len(arrays) == 2
+    np.testing.assert_allclose(sa.rebuild(arrays)(X), a(X))
+    assert programs.split_callable(Partial(Net(width=4).apply, variables))[0] != sa

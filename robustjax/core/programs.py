@@ -142,14 +142,30 @@ def is_pytree_callable(fn: Any) -> bool:
     return not (treedef.num_nodes == 1 and len(leaves) == 1 and leaves[0] is fn)
 
 
+def _unbind_partial(fn: Any) -> Any:
+    """``Partial(obj.method, *args)`` as the equivalent ``Partial(method, obj, *args)``.
+
+    A bound method compares equal only to a method of the *same* object (Python ≥ 3.8), so
+    ``Partial(model.apply, variables)`` over an equal but new model object (a checkpoint loaded
+    again, a model rebuilt from its config) would be a new structure. As an argument, ``obj``
+    is compared by value if it is a leaf (a Flax Linen module is a frozen dataclass) and
+    flattened if it is a pytree.
+    """
+    if isinstance(fn, jax.tree_util.Partial) and inspect.ismethod(fn.func):
+        return jax.tree_util.Partial(fn.func.__func__, fn.func.__self__, *fn.args, **fn.keywords)
+    return fn
+
+
 def split_callable(fn: Any) -> tuple[Structure | None, list]:
     """``(structure, arrays)`` of a pytree callable; ``(None, [])`` for an opaque one.
 
-    ``structure.rebuild(arrays)`` is ``fn`` again (with the given arrays). Array leaves
+    ``structure.rebuild(arrays)`` is ``fn`` again (with the given arrays; a ``Partial`` of a
+    bound method comes back as the equivalent ``Partial`` of its function). Array leaves
     (``jax.Array``, NumPy arrays and scalars) are the dynamic part; every other leaf (Python
     numbers, strings, functions) is static and part of the structure. A structure that cannot be
     hashed (an unhashable static field) counts as opaque.
     """
+    fn = _unbind_partial(fn)
     leaves, treedef = jax.tree_util.tree_flatten(fn)
     if treedef.num_nodes == 1 and len(leaves) == 1 and leaves[0] is fn:
         return None, []
