@@ -47,3 +47,7 @@ from robustjax.core.hvp import (  # noqa: F401,E402
 # --- compile options of training steps (performance issue) ---
 from robustjax.core import compile  # noqa: F401,E402
 from robustjax.core.compile import cpu_compiler_options  # noqa: F401,E402
+
+# --- compiled programs reused across parameters (notebook issue) ---
+from robustjax.core import programs  # noqa: F401,E402
+from robustjax.core.programs import compile_stats, split_callable  # noqa: F401,E402
