@@ -39,7 +39,8 @@ def execute(name: str, *, smoke: bool, kernel_dir: Path, timeout: int = 900):
     (spec / "kernel.json").write_text(json.dumps({
         "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
         "display_name": "robustjax tests", "language": "python"}))
-    env = {"JUPYTER_PATH": str(kernel_dir), "MPLBACKEND": "Agg",
+    # the kernel draws with the inline backend (Agg rendering, PNG outputs in the notebook)
+    env = {"JUPYTER_PATH": str(kernel_dir), "MPLBACKEND": "module://matplotlib_inline.backend_inline",
            "ROBUSTJAX_NOTEBOOK_SMOKE": "1" if smoke else "0",
            "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
     saved = {k: os.environ.get(k) for k in env}
