@@ -39,6 +39,7 @@ SMOKE = os.environ.get("ROBUSTJAX_NOTEBOOK_SMOKE") == "1"  # the test suite's ti
 EPOCHS = 1 if SMOKE else 5
 STEPS_PER_EPOCH = 4 if SMOKE else None  # None: the whole training set
 N_ATTACK = 32 if SMOKE else 500  # test digits to attack
+PGD_STEPS = 3 if SMOKE else 20
 
 # %% [markdown]
 # ## Data
@@ -133,11 +134,13 @@ print(f"clean accuracy on the {len(x)} attacked digits: {accuracy(logits_fn, x, 
 key = jax.random.key(2)
 adversarial = {
     "FGSM ℓ∞ ε=0.1": attacks.fgsm(logits_fn, x, y, eps=0.1, clip=(0.0, 1.0)),
-    "PGD-20 ℓ∞ ε=0.1": attacks.pgd(logits_fn, x, y, eps=0.1, norm=jnp.inf, step_size=0.01,
-                                   steps=20, key=key, clip=(0.0, 1.0)),
-    "PGD-20 ℓ2 ε=1.5": attacks.pgd(logits_fn, x, y, eps=1.5, norm=2, step_size=0.2, steps=20,
-                                   key=key, clip=(0.0, 1.0)),
-    "DeepFool (minimal ℓ2)": attacks.deepfool(logits_fn, x, max_iter=50, clip=None)[0],
+    f"PGD-{PGD_STEPS} ℓ∞ ε=0.1": attacks.pgd(logits_fn, x, y, eps=0.1, norm=jnp.inf,
+                                             step_size=0.01, steps=PGD_STEPS, key=key,
+                                             clip=(0.0, 1.0)),
+    f"PGD-{PGD_STEPS} ℓ2 ε=1.5": attacks.pgd(logits_fn, x, y, eps=1.5, norm=2, step_size=0.2,
+                                             steps=PGD_STEPS, key=key, clip=(0.0, 1.0)),
+    "DeepFool (minimal ℓ2)": attacks.deepfool(logits_fn, x, max_iter=5 if SMOKE else 50,
+                                              clip=None)[0],
 }
 for name, x_adv in adversarial.items():
     delta = (x_adv - x).reshape(len(x), -1)
@@ -176,9 +179,9 @@ eps_grid = [0.0, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2]
 subset = (np.asarray(x), np.asarray(y))
 curves = {
     name: evaluation.accuracy_vs_eps(logits_fn, subset, eps=eps_grid, attack=attack,
-                                     norm=jnp.inf, steps=10, key=0, batch_size=len(x),
-                                     progress=False)
-    for name, attack in (("FGSM", "fgsm"), ("PGD-10", "pgd"))
+                                     norm=jnp.inf, steps=PGD_STEPS // 2, key=0,
+                                     batch_size=len(x), progress=False)
+    for name, attack in (("FGSM", "fgsm"), (f"PGD-{PGD_STEPS // 2}", "pgd"))
 }
 fig, ax = plt.subplots(figsize=(5.5, 3.6))
 for name, curve in curves.items():
@@ -202,8 +205,8 @@ params, opt_state = train_epochs(params, opt_state, 1, first_epoch=EPOCHS)
 with core.compile_stats() as stats:
     start = time.perf_counter()
     x_adv = attacks.pgd(Partial(model.apply, {"params": params}), x, y, eps=0.1, norm=jnp.inf,
-                        step_size=0.01, steps=20, key=key, clip=(0.0, 1.0))
+                        step_size=0.01, steps=PGD_STEPS, key=key, clip=(0.0, 1.0))
     x_adv.block_until_ready()
-print(f"PGD-20 on new parameters: {stats.compiles} compilations, "
+print(f"PGD-{PGD_STEPS} on new parameters: {stats.compiles} compilations, "
       f"{time.perf_counter() - start:.2f} s")
 assert stats.compiles == 0
