@@ -81,3 +81,16 @@ def test_text_and_markdown_tables(quick_peers):
 def test_bad_section_is_rejected():
     with pytest.raises(SystemExit):
         bench_run.parse_sections(["fused,nonsense"])
+
+
+@pytest.mark.slow
+def test_reuse_rows(tmp_path):
+    """``--only reuse``: one row per function, a second call with new parameters compiles
+    nothing (the only benchmark claim that holds even in a quick run on a loaded machine)."""
+    out = tmp_path / "reuse.json"
+    result = bench_run.main(["--quick", "--batch", "2", "--only", "reuse", "--json", str(out)])
+    rows = result["rows"]
+    assert [r["section"] for r in rows] == ["reuse"] * 4
+    for r in rows:
+        assert r["note"].startswith("0 XLA compilation(s) in the 2nd call"), r
+        assert r["seconds"]["1st compile"] > 0 and r["measured"] < 0.5
