@@ -15,7 +15,6 @@ import platform
 import statistics
 import sys
 import time
-from functools import partial
 from typing import Any, Callable
 
 import jax

@@ -6,7 +6,7 @@ Usage::
                                                # benchmarks/results/latest.json
     python benchmarks/run.py --markdown        # the same, plus the table as Markdown
     python -m benchmarks --only fused,compile  # a subset: fused, peers, training, compile,
-                                               # evaluation
+                                               # evaluation, reuse
     python -m benchmarks --quick               # tiny batch, 1 repeat: a smoke run that never
                                                # claims a goal (met = "n/a (quick)")
     python -m benchmarks --torch-venv PATH     # where the torch peer's venv lives (default
@@ -39,6 +39,13 @@ so machine load hits numerator and denominator alike):
   suite, 4 forced host devices ÷ 1 device (examples per second; ``benchmarks/evaluation.py``):
   each device count in its own process, alternating over 2 rounds; the forced devices share this
   machine's cores.
+* **reuse** — (issue 15) compiled programs reused across parameters: PGD-10 ℓ∞,
+  ``jacobian_top_singular``, ``soar_penalty`` and ``evaluate`` called eagerly on
+  ``jax.tree_util.Partial(model.apply, variables)``, first with one set of parameters, then with
+  new ones; compile seconds (``jax.monitoring``: trace + lower + XLA) of the second call ÷ those
+  of the first ≤ 0.05, with each call's compile and run seconds and, for reference, the compile
+  seconds of a new closure over new parameters (``benchmarks/reuse.py``). One call each, as a
+  notebook user meets them: not medians.
 """
 
 from __future__ import annotations
@@ -60,12 +67,13 @@ if __package__ in (None, ""):  # run as a script: make ``benchmarks`` importable
 from benchmarks import attacks as bench_attacks
 from benchmarks import common
 from benchmarks import evaluation as bench_eval
+from benchmarks import reuse as bench_reuse
 from benchmarks import soar as bench_soar
 from benchmarks import spectral as bench_spectral
 from benchmarks import train_step as bench_train
 from robustjax.core import compile as compile_
 
-SECTIONS = ("fused", "peers", "training", "compile", "evaluation")
+SECTIONS = ("fused", "peers", "training", "compile", "evaluation", "reuse")
 BENCH_DIR = Path(__file__).resolve().parent
 DEFAULT_JSON = BENCH_DIR / "results" / "latest.json"
 PEER_SCRIPT = BENCH_DIR / "peer" / "torch_peer.py"
@@ -135,6 +143,8 @@ def measure_jax(sections, *, batch, repeats, quick=False) -> dict:
         raw["evaluation"] = bench_eval.run(examples=2 * batch if quick else batch, batch=batch,
                                            repeats=1 if quick else -(-repeats // 2),
                                            rounds=1 if quick else 2, progress=_log)
+    if "reuse" in sections:
+        raw["reuse"] = bench_reuse.run(batch=batch, progress=_log)
     return raw
 
 
@@ -303,6 +313,17 @@ def build_rows(sections, raw, peer, *, quick) -> list[dict]:
                               f"digits, batch {ev['batch']}); CPU seconds 1 ÷ 4 devices "
                               f"{ev['median_cpu_s'][1] / ev['median_cpu_s'][4]:.2f}; the 4 host "
                               "devices share the machine's cores"))
+    if "reuse" in sections:
+        for r in raw["reuse"]["functions"].values():
+            a, b, c = r["first"], r["second_new_params"], r["new_closure"]
+            rows.append(_row(
+                "reuse", f"{r['label']}: compile s of a 2nd call with new parameters ÷ 1st call's",
+                r["compile_ratio"], bench_reuse.REUSE_TARGET,
+                seconds={"1st compile": a["compile_s"], "1st run": a["run_s"],
+                         "2nd compile": b["compile_s"], "2nd run": b["run_s"],
+                         "new closure compile": c["compile_s"]},
+                note=f"{b['compiles']} XLA compilation(s) in the 2nd call, {c['compiles']} for a "
+                     "new closure"))
     for r in rows:
         r["met"] = _met(r, quick)
     return rows

@@ -94,3 +94,16 @@ def test_evaluation_row_is_the_throughput_ratio():
     assert row["seconds"] == {"1 device": 4.0, "4 devices": 5.0}
     assert "32.0 vs 25.6 examples/s" in row["note"] and "1 ÷ 4 devices 0.70" in row["note"]
     assert row["met"] == "—"
+
+
+@pytest.mark.slow
+def test_reuse_rows(tmp_path):
+    """``--only reuse``: one row per function, a second call with new parameters compiles
+    nothing (the only benchmark claim that holds even in a quick run on a loaded machine)."""
+    out = tmp_path / "reuse.json"
+    result = bench_run.main(["--quick", "--batch", "2", "--only", "reuse", "--json", str(out)])
+    rows = result["rows"]
+    assert [r["section"] for r in rows] == ["reuse"] * 4
+    for r in rows:
+        assert r["note"].startswith("0 XLA compilation(s) in the 2nd call"), r
+        assert r["seconds"]["1st compile"] > 0 and r["measured"] < 0.5

@@ -37,8 +37,11 @@ SCRIPT = textwrap.dedent(
     w1 = jnp.asarray(rng.normal(size=(64, 16)).astype(np.float32) / 4)
     w2 = jnp.asarray(rng.normal(size=(16, 3)).astype(np.float32) / 2)
 
-    def logits_fn(x):  # a 2-layer MLP on 8x8 images
-        return jax.nn.relu(x.reshape(x.shape[0], -1) @ w1) @ w2
+    def apply(weights, x):  # a 2-layer MLP on 8x8 images
+        return jax.nn.relu(x.reshape(x.shape[0], -1) @ weights[0]) @ weights[1]
+
+    def logits_fn(x):
+        return apply((w1, w2), x)
 
     x = rng.random((37, 8, 8, 1)).astype(np.float32)
     y = np.array(jnp.argmax(logits_fn(jnp.asarray(x)), axis=1))
@@ -60,9 +63,14 @@ SCRIPT = textwrap.dedent(
         ("d4_pred_b10", 4, 10, {"attack_labels": "predicted"}),
         # a key the user placed on one device is not tied to it
         ("d4_committed_key", 4, 10, {"key": jax.device_put(jax.random.key(0), jax.devices()[1])}),
+        # a pytree model function passes its arrays to the programs as arguments; committed to
+        # one device (a restored checkpoint), they are replicated on the mesh
+        ("d4_pytree_b10", 4, 10, {"model": jax.tree_util.Partial(
+            apply, jax.device_put((w1, w2), jax.devices()[2]))}),
     ):
         kw = {"key": 0, **kw}
-        rep = E.evaluate(logits_fn, (x, y), suite=suite, batch_size=batch_size, progress=False,
+        fn = kw.pop("model", logits_fn)
+        rep = E.evaluate(fn, (x, y), suite=suite, batch_size=batch_size, progress=False,
                          checks=False, mesh=data_mesh(jax.devices()[:devices]), **kw)
         assert rep.meta["devices"] == devices, rep.meta
         for k, v in rep.per_example().items():
@@ -97,7 +105,8 @@ def _assert_same(got: dict, want: dict):
 
 @pytest.mark.parametrize("sharded, reference", [("d4_b10", "d1_all"), ("d4_skip_b10", "d1_skip"),
                                                 ("d4_pred_b10", "d1_pred"),
-                                                ("d4_committed_key", "d1_all")])
+                                                ("d4_committed_key", "d1_all"),
+                                                ("d4_pytree_b10", "d1_all")])
 def test_four_devices_give_the_per_example_results_of_one_device(per_example, sharded, reference):
     _assert_same(per_example[sharded], per_example[reference])
 

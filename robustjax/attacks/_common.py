@@ -3,13 +3,13 @@
 Validation runs in Python before tracing. Under an outer ``jax.jit`` the value checks are skipped
 for traced arrays (see ``core/validation.py``) while shape, dtype and static-argument checks still
 run. Each public attack calls ``run_jitted``: when its input is concrete it runs the attack body as
-one ``jax.jit`` program (cached per ``logits_fn`` object and static hyper-parameters); when it is
-already being traced the body is inlined into the caller's program.
+one ``jax.jit`` program, cached by ``robustjax.core.programs`` per structure of ``logits_fn`` (its
+arrays are dynamic arguments) and static hyper-parameters; when it is already being traced the
+body is inlined into the caller's program.
 """
 
 from __future__ import annotations
 
-import functools
 import math
 from typing import Any, Callable
 
@@ -17,6 +17,7 @@ import jax
 import jax.numpy as jnp
 
 from robustjax.core import losses as _losses
+from robustjax.core import programs as _programs
 from robustjax.core import validation as V
 
 
@@ -92,26 +93,15 @@ def is_traced(*arrays: Any) -> bool:
     return any(isinstance(a, jax.core.Tracer) for a in arrays)
 
 
-@functools.lru_cache(maxsize=16)
-def _jitted(body: Callable, static: tuple) -> Callable:
-    kwargs = dict(static)
-    return jax.jit(functools.partial(body, **kwargs))
-
-
-def run_jitted(body: Callable, arrays: tuple, static: dict, traced_hint: tuple = ()) -> Any:
+def run_jitted(body: Callable, arrays: tuple, static: dict) -> Any:
     """Run ``body(*arrays, **static)`` as one jit program (inline if already under a trace).
 
-    ``static`` must hold hashable values (``logits_fn`` is hashed by identity). If one of them
-    cannot be hashed, fall back to a fresh ``jax.jit``.
+    ``robustjax.core.programs.run``: the arrays of a pytree ``logits_fn`` (``Partial``, NNX or
+    Equinox module) are dynamic arguments of a program keyed by its structure, so new
+    parameters reuse it; an opaque ``logits_fn`` (a lambda) is keyed by weak identity. The other
+    ``static`` values are hashable hyper-parameters (an unhashable one compiles uncached).
     """
-    if is_traced(*arrays, *traced_hint) or any(is_traced(v) for v in static.values()):
-        return body(*arrays, **static)
-    items = tuple(sorted(static.items()))
-    try:
-        fn = _jitted(body, items)
-    except TypeError:
-        fn = jax.jit(functools.partial(body, **static))
-    return fn(*arrays)
+    return _programs.run(body, arrays, static)
 
 
 #: ``unroll=None`` (the attacks' default) fully unrolls loops of at most this many steps and

@@ -50,3 +50,6 @@ from robustjax.core.compile import cpu_compiler_options  # noqa: F401,E402
 
 # --- data parallelism on a 1-D "data" mesh, one process or several (scale-out issue) ---
 from robustjax.core import sharding  # noqa: F401,E402
+# --- compiled programs reused across parameters (notebook issue) ---
+from robustjax.core import programs  # noqa: F401,E402
+from robustjax.core.programs import compile_stats, split_callable  # noqa: F401,E402

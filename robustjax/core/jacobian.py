@@ -22,6 +22,7 @@ import jax.numpy as jnp
 from jax import lax
 
 from robustjax.core.power import power_iteration
+from robustjax.core.programs import run
 from robustjax.core.validation import (
     check_choice,
     check_inputs,
@@ -93,6 +94,10 @@ def jacobian_top_singular(
       v0: warm start ``[B, ...]`` (e.g. the previous training step's ``v``).
       method: how ``J v``/``Jᵀ u`` are formed, see ``jacobian_operator``.
 
+    Outside a trace, a pytree ``logits_fn`` (``jax.tree_util.Partial(model.apply, variables)``,
+    an NNX or Equinox module) runs as one compiled program reused for new parameters
+    (``robustjax.core.programs``); a closure runs inline.
+
     Returns:
       ``(sigma[B], u[B, K], v[B, ...])``: ``sigma = uᵀ J v`` per example, ``u`` the left
       (logit-space) and ``v`` the right (input-space) singular vector, unit norm per example.
@@ -103,10 +108,16 @@ def jacobian_top_singular(
     iters = check_positive_int(iters, name="iters")
     if (key is None) == (v0 is None):
         raise ValueError("exactly one of key (random start) or v0 (warm start) must be given")
+    if v0 is not None and tuple(v0.shape) != tuple(x.shape):
+        raise ValueError(f"v0 must have the shape of x {x.shape}; got {v0.shape}")
+    check_choice(method, name="method", allowed=JACOBIAN_METHODS)
+    static = dict(logits_fn=logits_fn, iters=iters, method=method)
+    return run(_top_singular_body, (x, key, v0), static, jit_opaque=False)
+
+
+def _top_singular_body(x, key, v0, *, logits_fn, iters, method):
     if v0 is None:
         v0 = jax.random.normal(key, x.shape, x.dtype)
-    elif tuple(v0.shape) != tuple(x.shape):
-        raise ValueError(f"v0 must have the shape of x {x.shape}; got {v0.shape}")
     matvec, rmatvec = jacobian_operator(logits_fn, x, method=method)
     return power_iteration(matvec, rmatvec, v0.astype(x.dtype), iters=iters)
 

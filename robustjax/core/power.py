@@ -16,6 +16,7 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
+from robustjax.core.programs import run
 from robustjax.core.validation import check_choice, check_positive_int, check_positive_ints
 
 __all__ = [
@@ -88,8 +89,17 @@ def power_iteration(
       ``sigma = uᵀ A v``. Because ``v = Aᵀu/‖Aᵀu‖``, ``uᵀ A v = vᵀ(Aᵀ u)`` is computed from
       the last backward product without an extra forward pass. A zero operator gives
       ``sigma = 0``, ``u = 0`` and ``v = v0/‖v0‖`` (finite, never NaN).
+
+    Outside a trace, operators that are pytree callables (``jax.tree_util.Partial(f, arrays)``)
+    run as one compiled program reused for new arrays (``robustjax.core.programs``); closures
+    run inline.
     """
     iters = check_positive_int(iters, name="iters")
+    static = dict(matvec=matvec, rmatvec=rmatvec, iters=iters, unroll=unroll)
+    return run(_power_iteration_body, (v0,), static, jit_opaque=False)
+
+
+def _power_iteration_body(v0, *, matvec, rmatvec, iters, unroll):
     v = normalize_per_example(v0)
     u_struct = jax.eval_shape(matvec, v)
     u = jnp.zeros(u_struct.shape, u_struct.dtype)

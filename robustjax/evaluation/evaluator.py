@@ -107,6 +107,7 @@ def evaluate(
     V.check_choice(attack_labels, name="attack_labels", allowed=("true", "predicted"))
     key = as_key(key)
     placement = ChunkPlacement(batch_size, mesh=mesh)
+    logits_fn = placement.place_model(logits_fn)
     images, labels = as_arrays(data)
     check_finite(images, batch_size)
     n = images.shape[0]

@@ -5,13 +5,13 @@ per-example results of a run.
 * **Chunk-size invariance.** Random attacks are ``vmap``-ed over examples with the key
   ``fold_in(fold_in(key, hash(attack, strength)), global_index)``, so every random draw depends
   on the example and the attack only, never on the chunk or the device it lands on.
-* **One compilation per (attack, strength).** Programs are cached per model function, attack and
-  strength, so evaluating the same model again reuses them.
+* **One compilation per (attack, strength).** Programs are cached per model structure, attack
+  and strength (``robustjax.core.programs``), so evaluating the same model again, or another
+  checkpoint of it as a pytree callable, reuses them.
 """
 
 from __future__ import annotations
 
-import collections
 import dataclasses
 import zlib
 from collections.abc import Callable, Sequence
@@ -23,6 +23,7 @@ import numpy as np
 
 from robustjax.core import losses as _losses
 from robustjax.core import norms as _norms
+from robustjax.core import programs as _programs
 from robustjax.evaluation import registry as _registry
 from robustjax.evaluation import suites as _suites
 from robustjax.evaluation.results import AttackResult, threat_label
@@ -97,59 +98,43 @@ def run_key(key: jax.Array, name: str, label: str) -> jax.Array:
     return jax.random.fold_in(key, zlib.crc32(f"{name}|{label}".encode()) & 0x7FFFFFFF)
 
 
-# Compiled programs are cached per (logits_fn object, attack, strength): evaluating the same model
-# again (another suite, accuracy_vs_eps, skip_broken) reuses them. Small LRU: the cache holds
-# references to the model functions.
-_PROGRAMS: "collections.OrderedDict[tuple, Callable]" = collections.OrderedDict()
-_PROGRAMS_MAX = 64
-
-
-def _cached(key: tuple, build: Callable[[], Callable]) -> Callable:
-    try:
-        hash(key)
-    except TypeError:
-        return build()
-    if key in _PROGRAMS:
-        _PROGRAMS.move_to_end(key)
-        return _PROGRAMS[key]
-    fn = build()
-    _PROGRAMS[key] = fn
-    while len(_PROGRAMS) > _PROGRAMS_MAX:
-        _PROGRAMS.popitem(last=False)
-    return fn
+# Compiled programs are cached by ``robustjax.core.programs`` per (structure of logits_fn, attack,
+# strength): the arrays of a pytree logits_fn (``jax.tree_util.Partial(model.apply, variables)``,
+# an NNX or Equinox module) are dynamic arguments, so evaluating another checkpoint of the same
+# model reuses every program; an opaque logits_fn is keyed by (weak) identity. No entry holds
+# arrays.
 
 
 def clean_program(logits_fn: Callable) -> Callable:
-    return _cached(("clean", logits_fn), lambda: _build_clean_fn(logits_fn))
+    """Jitted ``(x, y) -> per-example clean outcome`` (prediction, margin, max probability,
+    ‖∇ₓ CE‖₂, finiteness)."""
+    return _programs.compiled(lambda: _clean_body, (logits_fn,), key=("evaluate/clean",))
 
 
-def _build_clean_fn(logits_fn: Callable) -> Callable:
-    def clean(x, y):
-        def total_loss(xx):
-            logits = logits_fn(xx)
-            return jnp.sum(_losses.cross_entropy(logits, y)), logits
+def _clean_body(logits_fn, x, y):
+    def total_loss(xx):
+        logits = logits_fn(xx)
+        return jnp.sum(_losses.cross_entropy(logits, y)), logits
 
-        g, logits = jax.grad(total_loss, has_aux=True)(x)
-        probs = jax.nn.softmax(logits, axis=1)
-        return {
-            "pred": jnp.argmax(logits, axis=1).astype(jnp.int32),
-            "margin": _losses.margin(logits, y),
-            "max_prob": jnp.max(probs, axis=1),
-            "grad_norm": _norms.l2_norm(g),
-            "finite": jnp.all(jnp.isfinite(logits), axis=1)
-            & jnp.all(jnp.isfinite(g.reshape(g.shape[0], -1)), axis=1),
-        }
-
-    return jax.jit(clean)
+    g, logits = jax.grad(total_loss, has_aux=True)(x)
+    probs = jax.nn.softmax(logits, axis=1)
+    return {
+        "pred": jnp.argmax(logits, axis=1).astype(jnp.int32),
+        "margin": _losses.margin(logits, y),
+        "max_prob": jnp.max(probs, axis=1),
+        "grad_norm": _norms.l2_norm(g),
+        "finite": jnp.all(jnp.isfinite(logits), axis=1)
+        & jnp.all(jnp.isfinite(g.reshape(g.shape[0], -1)), axis=1),
+    }
 
 
-def attack_program(logits_fn: Callable, call: Callable, *, per_example_keys: bool) -> Callable:
-    """Jitted ``(x, y_attack, y_true, gidx, base_key, strength) -> per-example outcome``.
+def attack_body(call: Callable, *, per_example_keys: bool) -> Callable:
+    """``(logits_fn, x, y_attack, y_true, gidx, base_key, strength) -> per-example outcome``.
 
     Random attacks are ``vmap``-ed over examples with key ``fold_in(base_key, global_index)``;
     deterministic ones run on the whole batch (examples are independent either way)."""
 
-    def run(x, y_attack, y_true, gidx, base_key, strength):
+    def run(logits_fn, x, y_attack, y_true, gidx, base_key, strength):
         if per_example_keys:
             keys = jax.vmap(lambda i: jax.random.fold_in(base_key, i))(gidx)
 
@@ -170,12 +155,11 @@ def attack_program(logits_fn: Callable, call: Callable, *, per_example_keys: boo
             "finite": jnp.all(jnp.isfinite(logits), axis=1),
         }
 
-    return jax.jit(run)
+    return run
 
 
 def attach_programs(logits_fn: Callable, runs: list[AttackRun]) -> None:
     """One jitted program per spec for kinds with a traced strength, else per (spec, strength)."""
-    cache: dict[str, Callable] = {}
     for run in runs:
         spec = run.spec
         random = _registry.is_random(spec)
@@ -184,11 +168,16 @@ def attach_programs(logits_fn: Callable, runs: list[AttackRun]) -> None:
         else:  # spatial: (angle, shift); custom: ε; DeepFool: none
             strength = run.strength if spec.kind == "spatial" else run.eps
             run.arg = None
-        key = ("attack", logits_fn, repr(spec), strength, random)
-        if key not in cache:
-            cache[key] = _cached(key, lambda: attack_program(
-                logits_fn, _registry.attack_call(spec, strength), per_example_keys=random))
-        run.fn = cache[key]
+
+        def build(spec=spec, strength=strength, random=random):
+            return attack_body(_registry.attack_call(spec, strength), per_example_keys=random)
+
+        run.fn = _programs.compiled(
+            build, (logits_fn,), key=("evaluate/attack", repr(spec), strength, random))
+
+
+def _apply(logits_fn, x):
+    return logits_fn(x)
 
 
 def determinism(logits_fn: Callable, x: np.ndarray) -> dict[str, Any]:
@@ -196,7 +185,8 @@ def determinism(logits_fn: Callable, x: np.ndarray) -> dict[str, Any]:
     xj = jnp.asarray(x)
     a = np.asarray(logits_fn(xj), np.float64)
     b = np.asarray(logits_fn(xj), np.float64)
-    c = np.asarray(jax.jit(logits_fn)(xj), np.float64)
+    c = np.asarray(_programs.compiled(lambda: _apply, (logits_fn,), key=("evaluate/apply",))(xj),
+                   np.float64)
     scale = max(float(np.max(np.abs(a))) if a.size else 0.0, 1e-30)
     eager = float(np.max(np.abs(a - b))) / scale if a.size else 0.0
     jitted = float(np.max(np.abs(a - c))) / scale if a.size else 0.0

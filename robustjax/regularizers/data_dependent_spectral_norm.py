@@ -18,7 +18,10 @@ Two forms:
 Both return ``(penalty, v)``; feed ``v`` back as ``v0`` at the next step for a warm start
 (the paper: "Let v0 be a random vector or an approximation to the dominant right singular vector").
 The model is called as ``logits_fn``; when it contains BatchNorm, pass its inference-mode
-function so that examples stay independent.
+function so that examples stay independent. Called outside a trace with a pytree ``logits_fn``
+(``jax.tree_util.Partial(model.apply, variables)``, an NNX or Equinox module), each penalty runs
+as one compiled program reused for new parameters (``robustjax.core.programs``); a closure runs
+inline.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ import jax.numpy as jnp
 from robustjax.core.losses import REDUCTIONS, reduce_batch
 from robustjax.core import validation as V
 from robustjax.core.jacobian import jacobian_top_singular
+from robustjax.core.programs import run
 
 
 
@@ -83,6 +87,11 @@ def jacobian_spectral_penalty(
     Multiply by ``λ`` (Table 1) in the objective.
     """
     x, iters, v0 = _check_common(logits_fn, x, iters, key, v0, reduction)
+    static = dict(logits_fn=logits_fn, iters=iters, reduction=reduction)
+    return run(_jacobian_penalty_body, (x, key, v0), static, jit_opaque=False)
+
+
+def _jacobian_penalty_body(x, key, v0, *, logits_fn, iters, reduction):
     u, v = _singular_vectors(logits_fn, x, iters=iters, key=key, v0=v0)
     _, jv = jax.jvp(logits_fn, (x,), (v.astype(x.dtype),))
     per_example = jnp.square(jnp.sum(u * jv, axis=-1))
@@ -111,6 +120,11 @@ def sos_spectral_penalty(
     """
     x, iters, v0 = _check_common(logits_fn, x, iters, key, v0, reduction)
     V.check_positive(eps, name="eps")
+    static = dict(logits_fn=logits_fn, iters=iters, reduction=reduction)
+    return run(_sos_penalty_body, (x, eps, key, v0), static, jit_opaque=False)
+
+
+def _sos_penalty_body(x, eps, key, v0, *, logits_fn, iters, reduction):
     _, v = _singular_vectors(logits_fn, x, iters=iters, key=key, v0=v0)
     diff = logits_fn(x + eps * v.astype(x.dtype)) - logits_fn(x)
     per_example = jnp.sum(jnp.square(diff), axis=-1)

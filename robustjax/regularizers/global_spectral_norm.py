@@ -29,6 +29,7 @@ from robustjax.core.power import (
     dense_operator,
     power_iteration,
 )
+from robustjax.core.programs import run
 from robustjax.core.validation import check_nonnegative, check_positive_int
 
 __all__ = [
@@ -149,5 +150,12 @@ def global_spectral_penalty(layers: Sequence, state: Sequence, *, lam: float, it
     ``λ σ_l u_l v_lᵀ`` per layer (for a convolution: the gradient of ``uᵀ conv(W, v)``).
     """
     check_nonnegative(lam, name="lam")
+    iters = check_positive_int(iters, name="iters")
+    # Outside a trace: one compiled program per layer geometry, reused for new kernels.
+    layers = [(k, DENSE if isinstance(g, str) and g == "dense" else g) for k, g in _check_layers(layers)]
+    return run(_global_penalty_body, (layers, tuple(state), lam), dict(iters=iters))
+
+
+def _global_penalty_body(layers, state, lam, *, iters):
     sigmas, new_state = layer_spectral_norms(layers, state, iters=iters)
     return 0.5 * lam * jnp.sum(jnp.square(sigmas)), new_state

@@ -15,6 +15,10 @@ is rescaled to the data variance (``covariance.py``). GN is SGR with ``Σ = I``.
 log-likelihood; examples independent) and is differentiable in the model parameters, so
 ``jax.grad`` of the penalty with respect to parameters is double backpropagation. ``Σ`` (and
 ``μ``) are constants (``stop_gradient``).
+
+Called outside a trace with a pytree ``logits_fn`` (``jax.tree_util.Partial(model.apply,
+variables)``, an NNX or Equinox module), each function runs as one compiled program reused for
+new parameters (``robustjax.core.programs``); a closure runs inline.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from robustjax.attacks._common import num_classes_of
 from robustjax.core.losses import REDUCTIONS, reduce_batch
 from robustjax.core import losses as L
 from robustjax.core import validation as V
+from robustjax.core.programs import run
 from robustjax.regularizers.covariance import (
     as_covariance_state,
     covariance_apply,
@@ -57,7 +62,10 @@ def log_likelihood_input_gradient(
     ``stop_gradient``: the result is differentiable with respect to the model's parameters.
     """
     x, y = _check(logits_fn, x, y, "mean")
+    return run(_input_gradient_body, (x, y), dict(logits_fn=logits_fn), jit_opaque=False)
 
+
+def _input_gradient_body(x, y, *, logits_fn):
     def total_log_likelihood(z):
         return -jnp.sum(L.cross_entropy(logits_fn(z), y))
 
@@ -94,8 +102,18 @@ def sgr_penalty(
     Multiply by ``λ`` in the objective (paper: ``λ ∈ [0.03, 5]``, Tables 3–4).
     """
     x, y = _check(logits_fn, x, y, reduction)
-    g = log_likelihood_input_gradient(logits_fn, x, y)
-    return sgr_penalty_of_gradient(g, covariance=covariance, uncentered=uncentered, mean=mean,
+    state = as_covariance_state(covariance, x.shape[1:], name="covariance")
+    if mean is not None:
+        mean = jnp.asarray(mean)
+        if tuple(mean.shape) != tuple(x.shape[1:]):
+            raise ValueError(f"mean must have the shape of one example {x.shape[1:]}; got {mean.shape}")
+    static = dict(logits_fn=logits_fn, uncentered=bool(uncentered), reduction=reduction)
+    return run(_sgr_body, (x, y, state, mean), static, jit_opaque=False)
+
+
+def _sgr_body(x, y, state, mean, *, logits_fn, uncentered, reduction):
+    g = _input_gradient_body(x, y, logits_fn=logits_fn)
+    return sgr_penalty_of_gradient(g, covariance=state, uncentered=uncentered, mean=mean,
                                    reduction=reduction)
 
 
@@ -140,7 +158,12 @@ def gradient_norm_penalty(
     Batch mean by default; differentiable in the model parameters (double backprop).
     """
     x, y = _check(logits_fn, x, y, reduction)
-    g = log_likelihood_input_gradient(logits_fn, x, y)
+    static = dict(logits_fn=logits_fn, reduction=reduction)
+    return run(_gradient_norm_body, (x, y), static, jit_opaque=False)
+
+
+def _gradient_norm_body(x, y, *, logits_fn, reduction):
+    g = _input_gradient_body(x, y, logits_fn=logits_fn)
     return gradient_norm_penalty_of_gradient(g, reduction=reduction)
 
 

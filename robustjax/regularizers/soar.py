@@ -42,6 +42,7 @@ from robustjax.core import losses as L
 from robustjax.core import norms as N
 from robustjax.core import validation as V
 from robustjax.core.hvp import input_grad, input_hvp, input_hvp_finite_difference
+from robustjax.core.programs import run
 
 HVP_METHODS = ("fd", "exact")
 INITS = ("zero", "random", "pgd1")
@@ -56,6 +57,11 @@ def _check_model(logits_fn, x, y):
     if y is not None:
         y = V.check_labels(y, x, num_classes=k, name="y")
     return x, y
+
+
+def _static_float(value: Any) -> Any:
+    """A Python float for a concrete scalar (a hashable key of the compiled program)."""
+    return value if isinstance(value, jax.core.Tracer) else float(value)
 
 
 def soar_radius_squared(eps: float, d: int, *, norm: Any = jnp.inf):
@@ -113,6 +119,9 @@ def soar_penalty(
 
     The whole expression is differentiable in the model parameters (double backprop through
     ``∇ℓ``); ``z`` and ``h`` are random constants. Multiply by ``λ`` in the objective (eq. 12).
+    Called outside a trace with a pytree ``logits_fn`` (``jax.tree_util.Partial(model.apply,
+    variables)``, an NNX or Equinox module) it runs as one compiled program reused for new
+    parameters (``robustjax.core.programs``); a closure runs inline.
     """
     x, y = _check_model(logits_fn, x, y)
     if y is None:
@@ -131,12 +140,30 @@ def soar_penalty(
         V.check_positive(alpha, name="alpha")
     if (z is None or (hvp == "fd" and h is None)) and key is None:
         raise ValueError("key must be a PRNG key to draw z (and h); got None")
+    if z is not None and tuple(z.shape) != (b, d + 1):
+        raise ValueError(f"z must have shape [B, d+1] = ({b}, {d + 1}); got {tuple(z.shape)}")
+    if hvp == "fd" and h is not None:
+        h = jnp.asarray(h, x.dtype)
+        if h.shape not in ((), (b,)):
+            raise ValueError(f"h must be a scalar or a vector [B={b}]; got shape {h.shape}")
+    if hvp != "fd":
+        h = None
+    static = dict(
+        logits_fn=logits_fn, eps=_static_float(eps),
+        alpha=None if alpha is None or hvp != "fd" else _static_float(alpha),
+        norm=p, hvp=hvp, norm_clip=None if norm_clip is None else _static_float(norm_clip),
+        reduction=reduction,
+    )
+    return run(_soar_body, (x, y, key, z, h), static, jit_opaque=False)
+
+
+def _soar_body(x, y, key, z, h, *, logits_fn, eps, alpha, norm, hvp, norm_clip, reduction):
+    b = x.shape[0]
+    d = math.prod(x.shape[1:])
     if key is not None:
-        z_drawn, h_drawn = soar_directions(key, x, alpha=alpha if hvp == "fd" else None)
+        z_drawn, h_drawn = soar_directions(key, x, alpha=alpha)
         z = z_drawn if z is None else z
         h = h_drawn if h is None else h
-    if tuple(z.shape) != (b, d + 1):
-        raise ValueError(f"z must have shape [B, d+1] = ({b}, {d + 1}); got {tuple(z.shape)}")
     z = jax.lax.stop_gradient(z).astype(x.dtype)
     z_d = z[:, :d].reshape(x.shape)
     z_1 = z[:, d]
@@ -145,10 +172,7 @@ def soar_penalty(
         return L.cross_entropy(logits_fn(xx), y)
 
     if hvp == "fd":
-        h = jnp.asarray(h, x.dtype)
-        if h.shape not in ((), (b,)):
-            raise ValueError(f"h must be a scalar or a vector [B={b}]; got shape {h.shape}")
-        h = jax.lax.stop_gradient(h)
+        h = jax.lax.stop_gradient(jnp.asarray(h, x.dtype))
         hz, g = input_hvp_finite_difference(loss_fn, x, z_d, h=h, return_grad=True)
     else:
         g = input_grad(loss_fn, x)
@@ -160,7 +184,7 @@ def soar_penalty(
     hz_norm = jnp.where(positive, jnp.sqrt(jnp.where(positive, sq, 1.0)), 0.0)  # NaN-free grad
     if norm_clip is not None:
         hz_norm = jnp.clip(hz_norm, 0.0, norm_clip)
-    factor = 0.5 * soar_radius_squared(eps, d, norm=p)
+    factor = 0.5 * soar_radius_squared(eps, d, norm=norm)
     return reduce_batch(factor * hz_norm, reduction)
 
 

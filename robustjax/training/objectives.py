@@ -58,13 +58,12 @@ def inference_logits_fn(model, params, model_state) -> Callable[[jax.Array], jax
     BatchNorm uses its running statistics, so examples stay independent and the extra passes
     of attacks and regularizers do not touch the statistics; spectral-normalization vectors
     are read, not updated.
+
+    A ``jax.tree_util.Partial`` over the variables: attacks, regularizers and
+    ``evaluation.evaluate`` called outside a trace reuse their compiled programs for new
+    parameters of the same ``model`` object (``robustjax.core.programs``).
     """
-    variables = {"params": params, **model_state}
-
-    def logits_fn(x):
-        return model.apply(variables, x, train=False)
-
-    return logits_fn
+    return jax.tree_util.Partial(model.apply, {"params": params, **model_state}, train=False)
 
 
 def single_mode_logits_fn(model, params, model_state, x) -> Callable[[jax.Array], jax.Array] | None:
