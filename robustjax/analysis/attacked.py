@@ -20,8 +20,8 @@ Chunks are padded to ``batch_size`` (one compilation) and the padding is dropped
 
 from __future__ import annotations
 
-import collections
 import dataclasses
+import functools
 import zlib
 from typing import Any, Callable, Mapping
 
@@ -29,6 +29,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from robustjax.core import programs as _programs
 from robustjax.core.validation import check_positive_int
 from robustjax.evaluation.evaluator import as_arrays, mean_l2_norm
 from robustjax.evaluation.registry import attack_call, is_random, is_traced
@@ -126,35 +127,24 @@ def _spec_runs(spec: AttackSpec, images) -> list[AttackRun]:
     return runs
 
 
-# Compiled programs per (logits_fn, attack identity), so the train and test splits, every
-# traced strength and repeated calls on the same model compile once. A small LRU: it holds
-# references to the model functions.
-_PROGRAMS: "collections.OrderedDict[tuple, Callable]" = collections.OrderedDict()
-_PROGRAMS_MAX = 32
+# Compiled programs per (structure of logits_fn, attack identity) in ``robustjax.core.programs``,
+# so the train and test splits, every traced strength and repeated calls on the same model (or on
+# another checkpoint of it, as a pytree callable) compile once; no cache entry holds arrays.
 
 
 def _program(logits_fn: Callable, run: AttackRun | None) -> Callable:
     """Jitted ``(x, y, gidx, key, strength) -> (clean logits, attacked logits or None)``."""
     ident = ("clean",) if run is None else run.cache_key
-    key = None if ident is None else (logits_fn, ident, None if run is None else run.random)
-    try:
-        hash(key)
-    except TypeError:
-        key = None
-    if key is not None and key in _PROGRAMS:
-        _PROGRAMS.move_to_end(key)
-        return _PROGRAMS[key]
-    program = _build_program(logits_fn, run)
-    if key is not None:
-        _PROGRAMS[key] = program
-        while len(_PROGRAMS) > _PROGRAMS_MAX:
-            _PROGRAMS.popitem(last=False)
-    return program
+    build = lambda: _program_body(run)  # noqa: E731
+    if ident is None:  # an attack that cannot be identified: compile for this call only
+        return jax.jit(functools.partial(_program_body(run), logits_fn))
+    random = None if run is None else run.random
+    return _programs.compiled(build, (logits_fn,), key=("analysis/attacked", ident, random))
 
 
-def _build_program(logits_fn: Callable, run: AttackRun | None) -> Callable:
+def _program_body(run: AttackRun | None) -> Callable:
 
-    def program(x, y, gidx, key, strength):
+    def program(logits_fn, x, y, gidx, key, strength):
         clean = logits_fn(x)
         if run is None:
             return clean, None
@@ -165,7 +155,7 @@ def _build_program(logits_fn: Callable, run: AttackRun | None) -> Callable:
             x_adv = run.call(logits_fn, x, y, key, strength)
         return clean, logits_fn(x_adv)
 
-    return jax.jit(program)
+    return program
 
 
 def logits_over_data(
@@ -180,7 +170,7 @@ def logits_over_data(
     """``(clean logits [N, K], [attacked logits [N, K] per run])`` over the data, float64.
 
     Runs with a traced strength (the registry's ε/γ/σ kinds) share one compiled program, and
-    programs are cached per (``logits_fn``, attack) across calls.
+    programs are cached per (model structure, attack) across calls.
     """
     batch_size = check_positive_int(batch_size, name="batch_size")
     runs = list(runs or [])

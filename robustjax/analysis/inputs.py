@@ -9,17 +9,15 @@ pixel units (data in [0, 1]). An all-zero direction stays zero (every point of i
 
 from __future__ import annotations
 
-import functools
 from typing import Any, Callable
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from robustjax.core import programs as _programs
 from robustjax.core.power import normalize_per_example
 from robustjax.core.validation import check_inputs
-
-_JIT_CACHE_SIZE = 32
 
 __all__ = [
     "check_callable",
@@ -73,40 +71,14 @@ def per_example_l2(a: jax.Array) -> jax.Array:
     return jnp.sqrt(jnp.sum(jnp.square(a.reshape(a.shape[0], -1)), axis=1))
 
 
-@functools.lru_cache(maxsize=_JIT_CACHE_SIZE)
-def _cached_jit(body: Callable, static_items: tuple, model_defs: tuple) -> Callable:
-    static = dict(static_items)
-
-    def run(arrays, model_leaves):
-        models = {name: jax.tree_util.tree_unflatten(treedef, leaves)
-                  for (name, treedef), leaves in zip(model_defs, model_leaves)}
-        return body(*arrays, **static, **models)
-
-    return jax.jit(run)
-
-
 def run_compiled(body: Callable, arrays: tuple, **static) -> Any:
     """``body(*arrays, **static)`` as one XLA program (the diagnostics' bodies are many small ops,
-    slow op by op), cached per ``(body, static)``.
+    slow op by op), cached by :func:`robustjax.core.programs.run` per ``(body, static)``.
 
     A model function in ``static`` that is a pytree-callable (``jax.tree_util.Partial(apply,
     variables)``, an NNX/Equinox module) passes its arrays as dynamic arguments, so new
     parameters of the same model reuse the compiled program (ARCHITECTURE "compiled once"); a
-    plain function or closure is hashed by identity, so calling a diagnostic batch after batch
-    with the same function object compiles once. Under an outer trace the body runs inline.
+    plain function or closure is keyed by (weak) identity, so calling a diagnostic batch after
+    batch with the same function object compiles once. Under an outer trace the body runs inline.
     """
-    if any(isinstance(a, jax.core.Tracer) for a in jax.tree_util.tree_leaves(arrays)):
-        return body(*arrays, **static)
-    model_defs, model_leaves, plain = [], [], {}
-    for name, value in static.items():
-        leaves, treedef = jax.tree_util.tree_flatten(value)
-        if callable(value) and not (len(leaves) == 1 and leaves[0] is value):
-            model_defs.append((name, treedef))
-            model_leaves.append(leaves)
-        else:
-            plain[name] = value
-    try:
-        fn = _cached_jit(body, tuple(sorted(plain.items())), tuple(model_defs))
-    except TypeError:  # an unhashable static value: compile without caching
-        fn = _cached_jit.__wrapped__(body, tuple(sorted(plain.items())), tuple(model_defs))
-    return fn(arrays, model_leaves)
+    return _programs.run(body, tuple(arrays), static)
