@@ -24,3 +24,16 @@ def test_positive_int_minimum():
     assert check_positive_int(3, name="steps") == 3
     with pytest.raises(ValueError, match="steps"):
         check_positive_int(0, name="steps")
+
+
+def test_num_classes_of_reads_the_output_shape_and_rejects_other_maps():
+    import jax.numpy as jnp
+
+    from robustjax.core.validation import num_classes_of
+
+    x = jnp.zeros((4, 3, 3, 1))
+    assert num_classes_of(lambda z: jnp.zeros((z.shape[0], 7)), x) == 7
+    with pytest.raises(ValueError, match="logits_fn"):
+        num_classes_of(lambda z: jnp.zeros((z.shape[0],)), x)  # no class axis
+    with pytest.raises(ValueError, match="logits_fn"):
+        num_classes_of(lambda z: jnp.zeros((2, 7)), x)  # batch size changed

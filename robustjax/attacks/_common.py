@@ -19,17 +19,7 @@ import jax.numpy as jnp
 from robustjax.core import losses as _losses
 from robustjax.core import programs as _programs
 from robustjax.core import validation as V
-
-
-def num_classes_of(logits_fn: Callable, x: jax.Array) -> int:
-    """Number of classes K of ``logits_fn`` on ``x``, from its output shape (no computation)."""
-    out = jax.eval_shape(logits_fn, jax.ShapeDtypeStruct(x.shape, x.dtype))
-    if not hasattr(out, "shape") or len(out.shape) != 2 or out.shape[0] != x.shape[0]:
-        raise ValueError(
-            "logits_fn must map x[B, ...] to logits[B, K]; got output "
-            f"{getattr(out, 'shape', type(out))} for x of shape {x.shape}"
-        )
-    return int(out.shape[1])
+from robustjax.core.validation import num_classes_of
 
 
 def validate_common(

@@ -8,7 +8,7 @@ value checks are skipped, the shape and dtype checks still run.
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, Callable
 
 import jax
 import jax.numpy as jnp
@@ -84,6 +84,17 @@ def check_positive_ints(value: Any, n: int, *, name: str) -> tuple[int, ...]:
     if len(out) != n or any(a < 1 for a in out):
         raise ValueError(f"{name} must be a positive int or a sequence of {n} positive ints; got {value!r}")
     return out
+
+
+def num_classes_of(logits_fn: Callable, x: jax.Array) -> int:
+    """Number of classes K of ``logits_fn`` on ``x``, from its output shape (no computation)."""
+    out = jax.eval_shape(logits_fn, jax.ShapeDtypeStruct(x.shape, x.dtype))
+    if not hasattr(out, "shape") or len(out.shape) != 2 or out.shape[0] != x.shape[0]:
+        raise ValueError(
+            "logits_fn must map x[B, ...] to logits[B, K]; got output "
+            f"{getattr(out, 'shape', type(out))} for x of shape {x.shape}"
+        )
+    return int(out.shape[1])
 
 
 def check_inputs(x: Any, *, name: str = "x", min_rank: int = 2) -> jax.Array:

@@ -35,7 +35,7 @@ from typing import Any, Callable
 import jax
 import jax.numpy as jnp
 
-from robustjax.attacks._common import num_classes_of
+from robustjax.core.validation import num_classes_of
 from robustjax.attacks.pgd import pgd
 from robustjax.core.losses import REDUCTIONS, reduce_batch
 from robustjax.core import losses as L
