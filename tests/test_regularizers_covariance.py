@@ -7,6 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from robustjax.regularizers.perturbations import perturbations
 from robustjax.regularizers.covariance import (
     CovarianceFunction,
     FullCovariance,
@@ -18,7 +19,6 @@ from robustjax.regularizers.covariance import (
     covariance_scale,
     covariance_update,
     mean_feature_variance,
-    perturbations,
 )
 
 
@@ -119,9 +119,9 @@ def test_covariance_function_estimate_matches_brute_force(max_distance):
 def test_covariance_function_apply_equals_dense_sigma(max_distance, fft_min_taps, monkeypatch):
     """The convolution applying Σ equals the dense Σ built from the same function (5x5x2),
     both by FFT and by direct convolution."""
-    import robustjax.regularizers.covariance as C
+    import robustjax.regularizers.covariance_function as CF
 
-    monkeypatch.setattr(C, "_FFT_MIN_TAPS", fft_min_taps)
+    monkeypatch.setattr(CF, "FFT_MIN_TAPS", fft_min_taps)
     rng = np.random.default_rng(3)
     h, w, c = 5, 5, 2
     state = covariance_init("function", (h, w, c), max_distance=max_distance)

@@ -47,19 +47,23 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Any, Callable
+from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from robustjax.attacks.fgm import fgm
-from robustjax.attacks.pgd import pgd
-from robustjax.core import losses as L
 from robustjax.core import validation as V
+from robustjax.regularizers.covariance_function import (
+    apply_function,
+    displacement_bins,
+    full_range,
+    psd_spectrum,
+    torus_shape,
+)
+from robustjax.regularizers.perturbations import SOURCES, perturbations  # noqa: F401  (re-exported)
 
 KINDS = ("full", "function", "diagonal")
-SOURCES = ("gradient", "sign", "fgm", "fgsm", "pgd")
 _TINY = 1e-12
 
 
@@ -128,40 +132,6 @@ _STATE_TYPES = (FullCovariance, DiagonalCovariance, CovarianceFunction)
 
 
 # ---------------------------------------------------------------------------------------------
-# Geometry of the covariance function (static numpy)
-# ---------------------------------------------------------------------------------------------
-
-
-def _full_range(h: int, w: int) -> int:
-    return int(np.rint(math.hypot(h - 1, w - 1)))
-
-
-def _displacement_bins(h: int, w: int):
-    """Rounded distance and pair count of every displacement ``(a, b)``, FFT index layout.
-
-    Rows ``a`` of the returned ``[2H−1, 2W−1]`` arrays follow the FFT wrap-around layout of a
-    length-``(2H−1)`` correlation (index ``a`` for ``a ≥ 0``, ``2H−1+a`` for ``a < 0``), columns
-    likewise. ``count = (H − |a|)(W − |b|)`` is the number of pixel pairs at that displacement.
-    Distances never tie at .5 (``a² + b²`` is an integer), so rounding is unambiguous.
-    """
-    a = np.fft.ifftshift(np.arange(-(h - 1), h))
-    b = np.fft.ifftshift(np.arange(-(w - 1), w))
-    aa, bb = np.meshgrid(a, b, indexing="ij")
-    dist = np.rint(np.hypot(aa, bb)).astype(np.int64)
-    count = (h - np.abs(aa)) * (w - np.abs(bb))
-    return dist, count
-
-
-def _kernel_index(h: int, w: int, max_distance: int):
-    """Bin index and mask of the convolution kernel ``[2kh+1, 2kw+1]`` (centre = zero shift)."""
-    kh, kw = min(max_distance, h - 1), min(max_distance, w - 1)
-    a, b = np.meshgrid(np.arange(-kh, kh + 1), np.arange(-kw, kw + 1), indexing="ij")
-    dist = np.rint(np.hypot(a, b)).astype(np.int64)
-    mask = dist <= max_distance
-    return np.minimum(dist, max_distance), mask, (kh, kw)
-
-
-# ---------------------------------------------------------------------------------------------
 # init / update / apply
 # ---------------------------------------------------------------------------------------------
 
@@ -225,7 +195,7 @@ def covariance_init(
             f"x_shape must be an image shape (H, W, C) for kind='function'; got {x_shape!r}"
         )
     h, w, c = x_shape
-    full = _full_range(h, w)
+    full = full_range(h, w)
     if max_distance is None:
         max_distance = full
     else:
@@ -260,7 +230,7 @@ def _function_moment(xi: jax.Array, max_distance: int) -> jax.Array:
     computed with a zero-padded FFT; pairs are then pooled by rounded distance.
     """
     m, h, w, c = xi.shape
-    dist, count = _displacement_bins(h, w)
+    dist, count = displacement_bins(h, w)
     ph, pw = 2 * h - 1, 2 * w - 1
     spec = jnp.fft.rfft2(xi, s=(ph, pw), axes=(1, 2))  # [m, ph, pw', C]
     cross = jnp.einsum("nijc,nijd->ijcd", jnp.conj(spec), spec)  # Σ_n conj(X_c) X_d
@@ -319,7 +289,7 @@ def _mean_diagonal(state: CovarianceState) -> jax.Array:
         return jnp.mean(state.second_moment)
     if state.psd:
         # Σ_pp = k'(0) = mean over the torus frequencies of the clipped spectrum's diagonal.
-        spectrum = _psd_spectrum(state, state.table.dtype)
+        spectrum = psd_spectrum(state, state.table.dtype)
         return jnp.mean(jnp.diagonal(spectrum, axis1=-2, axis2=-1))
     return jnp.mean(jnp.diagonal(state.table[:, :, 0]))
 
@@ -351,88 +321,7 @@ def covariance_apply(state: CovarianceState, g: jax.Array) -> jax.Array:
         return scale * out
     if isinstance(state, DiagonalCovariance):
         return scale * jax.lax.stop_gradient(state.second_moment).astype(g.dtype) * g
-    return scale * _apply_function(state, g)
-
-
-# Kernels with more taps than this are applied by FFT. Measured on XLA:CPU (32x32x3, B=128,
-# value and gradient of ‖Σg‖²): FFT ~30 ms for every kernel size; direct convolution 55 ms
-# (3x3), 220 ms (7x7), ~1 s (63x63, the untruncated function). Only the 1-tap kernel
-# (max_distance=0) is a plain convolution.
-_FFT_MIN_TAPS = 1
-
-
-def _function_kernel(state: CovarianceFunction, dtype):
-    """Kernel ``K[Δ, c_in, c_out] = table[c_out, c_in, round‖Δ‖]`` (HWIO) and its half sizes."""
-    h, w, _ = state.x_shape
-    idx, mask, (kh, kw) = _kernel_index(h, w, state.max_distance)
-    table = jax.lax.stop_gradient(state.table).astype(dtype)
-    kernel = table[:, :, idx] * jnp.asarray(mask, dtype)  # [C_out, C_in, 2kh+1, 2kw+1]
-    return jnp.transpose(kernel, (2, 3, 1, 0)), (kh, kw)
-
-
-def _torus_shape(state: CovarianceFunction) -> tuple[int, int]:
-    """Torus ``(H + kh, W + kw)`` on which the kernel (half sizes ``kh, kw``) never overlaps
-    itself and a zero-padded image never wraps into its own output window."""
-    h, w, _ = state.x_shape
-    _, _, (kh, kw) = _kernel_index(h, w, state.max_distance)
-    return h + kh, w + kw
-
-
-def _torus_kernel(state: CovarianceFunction, dtype) -> jax.Array:
-    """The function's kernel laid out on the torus ``[P, Q, C_in, C_out]``, ``Δ = 0`` at (0, 0)."""
-    kernel, (kh, kw) = _function_kernel(state, dtype)
-    ph, pw = _torus_shape(state)
-    c = state.x_shape[2]
-    wrapped = jnp.zeros((ph, pw, c, c), dtype)
-    wrapped = wrapped.at[: 2 * kh + 1, : 2 * kw + 1].set(kernel)
-    return jnp.roll(wrapped, shift=(-kh, -kw), axis=(0, 1))
-
-
-def _psd_spectrum(state: CovarianceFunction, dtype) -> jax.Array:
-    """Spectrum ``[P, Q, C, C]`` of the torus kernel with negative eigenvalues clipped to 0.
-
-    The kernel is even in ``Δ`` and symmetric in the channels, so its 2-D DFT is one real
-    symmetric ``C × C`` matrix per frequency (the imaginary part is rounding error and is
-    dropped). Clipping each matrix to its PSD part makes the circulant operator PSD.
-    """
-    spectrum = jnp.real(jnp.fft.fft2(_torus_kernel(state, dtype), axes=(0, 1)))
-    spectrum = 0.5 * (spectrum + jnp.swapaxes(spectrum, -1, -2))
-    if spectrum.shape[-1] == 1:
-        return jnp.maximum(spectrum, 0.0)
-    evals, evecs = jnp.linalg.eigh(spectrum)
-    return jnp.einsum("pqik,pqk,pqjk->pqij", evecs, jnp.maximum(evals, 0.0), evecs)
-
-
-def _apply_function(state: CovarianceFunction, g: jax.Array) -> jax.Array:
-    """``(Σ g)[p, c] = Σ_{q, c'} K[p − q, c', c] g[q, c']`` as a 2-D convolution.
-
-    Raw function (``psd=False``): ``K[Δ] = table[·, ·, round‖Δ‖]``; the kernel depends on
-    ``|Δ|`` only, so correlation and convolution coincide. Small kernels use
-    ``lax.conv_general_dilated``; large ones a zero-padded FFT on the torus of
-    :func:`_torus_shape` (the circular wrap-around never reaches the output window).
-    ``psd=True``: the same FFT with the clipped spectrum of :func:`_psd_spectrum`; zero-padding
-    ``g`` to the torus, circular convolution and cropping is the principal submatrix of the
-    PSD circulant operator.
-    """
-    h, w, c = state.x_shape
-    ph, pw = _torus_shape(state)
-    if state.psd:
-        kf = _psd_spectrum(state, g.dtype)[:, : pw // 2 + 1]  # real: the kernel is even
-    else:
-        kernel, (kh, kw) = _function_kernel(state, g.dtype)
-        if (2 * kh + 1) * (2 * kw + 1) <= _FFT_MIN_TAPS:
-            return jax.lax.conv_general_dilated(
-                g,
-                kernel,
-                window_strides=(1, 1),
-                padding=((kh, kh), (kw, kw)),
-                dimension_numbers=("NHWC", "HWIO", "NHWC"),
-                precision=jax.lax.Precision.HIGHEST,
-            )
-        kf = jnp.fft.rfft2(_torus_kernel(state, g.dtype), axes=(0, 1))  # [ph, pw', C_in, C_out]
-    gf = jnp.fft.rfft2(g, s=(ph, pw), axes=(1, 2))  # [B, ph, pw', C_in]
-    out = jnp.fft.irfft2(jnp.einsum("bpqi,pqio->bpqo", gf, kf), s=(ph, pw), axes=(1, 2))
-    return out[:, :h, :w, :].astype(g.dtype)
+    return scale * apply_function(state, g)
 
 
 def covariance_mean(state: CovarianceState) -> jax.Array:
@@ -462,8 +351,8 @@ def covariance_matrix(state: CovarianceState) -> jax.Array:
     pos = np.stack([rr.reshape(-1), cc.reshape(-1)], axis=1)
     diff = pos[:, None, :] - pos[None, :, :]
     if state.psd:
-        ph, pw = _torus_shape(state)
-        kernel = jnp.real(jnp.fft.ifft2(_psd_spectrum(state, state.table.dtype), axes=(0, 1)))
+        ph, pw = torus_shape(state)
+        kernel = jnp.real(jnp.fft.ifft2(psd_spectrum(state, state.table.dtype), axes=(0, 1)))
         blocks = kernel[diff[..., 0] % ph, diff[..., 1] % pw]  # [p, q, c_in(q), c_out(p)]
         dense = jnp.transpose(blocks, (0, 3, 1, 2)).reshape(h * w * c, h * w * c)
         return scale * dense
@@ -510,63 +399,3 @@ def as_covariance_state(covariance: Any, x_shape: tuple[int, ...], *, name: str 
         f"{name} must be a [D, D] = [{d}, {d}] matrix or a diagonal of shape {x_shape} / ({d},) "
         f"for examples of shape {x_shape}; got shape {shape}"
     )
-
-
-# ---------------------------------------------------------------------------------------------
-# Perturbation sources
-# ---------------------------------------------------------------------------------------------
-
-
-def perturbations(
-    logits_fn: Callable[[jax.Array], jax.Array],
-    x: jax.Array,
-    y: jax.Array | None,
-    *,
-    source: str,
-    eps: float | None = None,
-    key: jax.Array | None = None,
-    norm: Any = jnp.inf,
-    steps: int = 10,
-    step_size: float | None = None,
-    clip: tuple[float, float] | None = (0.0, 1.0),
-) -> jax.Array:
-    """Perturbations ``ξ[B, ...]`` whose second moments SGR's covariance estimates (SGR §4.1).
-
-    ``source`` (the paper's SGR variants (a)–(d)):
-      * ``"gradient"`` — the raw loss gradient ``∇ₓ CE(f(x), y)`` (SGR_GRAD; ``eps`` unused:
-        the scale is removed by the covariance rescaling).
-      * ``"sign"`` — ``eps · sign(∇ₓ CE)`` (SGR_SIGN; not clipped to the data range).
-      * ``"fgsm"`` / ``"fgm"`` — ``x_adv − x`` of the FGSM (ℓ∞) / FGM (ℓ2) attack of radius ``eps``.
-      * ``"pgd"`` — ``x_adv − x`` of PGD (``norm``, ``steps`` = 10, ``step_size`` = ``eps/5`` by
-        default as in SGR Table 2, random start drawn with ``key``).
-    ``y=None`` uses the model's predicted labels, which the paper does to avoid label leaking
-    (§7.2). The result is a constant (``stop_gradient``).
-    """
-    V.check_choice(source, name="source", allowed=SOURCES)
-    if not callable(logits_fn):
-        raise ValueError(f"logits_fn must be a callable x[B, ...] -> logits[B, K]; got {logits_fn!r}")
-    x = V.check_inputs(x, name="x")
-    if source != "gradient":
-        if eps is None:
-            raise ValueError(f"eps must be given (> 0) for source={source!r}")
-        V.check_positive(eps, name="eps")
-    if source in ("gradient", "sign"):
-        if y is None:
-            y = jnp.argmax(logits_fn(x), axis=-1)
-        else:
-            y = V.check_labels(y, x, name="y")
-        g = jax.grad(lambda z: jnp.sum(L.cross_entropy(logits_fn(z), y)))(x)
-        xi = g if source == "gradient" else eps * jnp.sign(g)
-    elif source == "fgsm":
-        xi = fgm(logits_fn, x, y, eps=eps, norm=jnp.inf, clip=clip) - x
-    elif source == "fgm":
-        xi = fgm(logits_fn, x, y, eps=eps, norm=2, clip=clip) - x
-    else:
-        if key is None:
-            raise ValueError("key must be a PRNG key for source='pgd' (random start)")
-        step_size = eps / 5.0 if step_size is None else step_size
-        xi = pgd(
-            logits_fn, x, y, eps=eps, norm=norm, step_size=step_size, steps=steps, key=key,
-            clip=clip,
-        ) - x
-    return jax.lax.stop_gradient(xi)
