@@ -31,6 +31,9 @@ def base_config() -> ml_collections.ConfigDict:
     c.sn_beta = ml_collections.FieldReference(None, field_type=float)
     c.sn_kwargs = ml_collections.ConfigDict({"mode": "operator", "grad_through_sigma": True, "iters": 1})
     c.method_kwargs = ml_collections.ConfigDict()
+    # the input space the paper stated the method's strengths in (robustjax.units converts them
+    # to [0, 1] pixels) and the space DeepFool's ρ is reported in next to pixels
+    c.units = ml_collections.ConfigDict({"space": "pixel", "rho_space": "pixel"})
     c.seed = 0
     c.epochs = 10
     c.batch_size = 128

@@ -8,6 +8,9 @@ CIFAR10 by −0.5 so that padding adds mid-range pixels (footnote 3); our augmen
 zeros (black), which no config key changes. Units: the paper gives ε "in units of 1/255" (§4.1,
 Table 2), i.e. ε = 4/255 in our [0, 1] pixel units (the model standardizes inside, as the paper's
 classifier does).
+
+Units (``robustjax.units``): strengths are in [0, 1] pixels as written (ε "in units of 1/255");
+DeepFool's ρ is also reported in the paper's per-image standardized space (``units.rho_space``).
 """
 
 from robustjax.configs import base_config
@@ -25,4 +28,5 @@ def get_config():
     config.optimizer.learning_rate = 1e-3
     config.evaluation.suite = "sgr-table3-cifar10"
     config.method = "erm"
+    config.units.rho_space = "per_image"
     return config

@@ -15,6 +15,9 @@ CIFAR10 by −0.5 so that padding adds mid-range pixels (footnote 3); our augmen
 zeros (black), which no config key changes. Units: the paper gives ε "in units of 1/255" (§4.1,
 Table 2), i.e. ε = 4/255 in our [0, 1] pixel units (the model standardizes inside, as the paper's
 classifier does).
+
+Units (``robustjax.units``): strengths are in [0, 1] pixels as written (ε "in units of 1/255");
+DeepFool's ρ is also reported in the paper's per-image standardized space (``units.rho_space``).
 """
 
 from robustjax.configs import base_config
@@ -33,4 +36,5 @@ def get_config():
     config.evaluation.suite = "sgr-table3-cifar10"
     config.method = "adversarial"
     config.method_kwargs = {"attack": "fgsm", "eps": 4 / 255, "lam": 0.5, "labels": "predicted"}
+    config.units.rho_space = "per_image"
     return config
