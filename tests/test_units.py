@@ -283,3 +283,25 @@ def test_every_paper_config_lists_its_strengths(name):
             assert config.units.space == "pixel" and r.pixel == r.paper, (name, r)
     # DeepFool's ρ: the SGR configs report it in the paper's per-image standardized space
     assert config.units.rho_space == ("per_image" if name.startswith("sgr2018") else "pixel")
+
+
+def test_evaluation_suites_use_the_converted_radii():
+    """The static suites of papers with standardized/whitened inputs hold pixel numbers; they
+    equal robustjax.units' conversion of the papers' values."""
+    from robustjax.evaluation import get_suite
+
+    for suite, dataset in (("farnia-cifar10", "cifar10"), ("farnia-svhn", "svhn_cropped")):
+        specs = {s.name: s for s in get_suite(suite)}
+        for name in ("FGM", "PGM-15"):
+            got = [float(e) for e in specs[name].eps]
+            want = [units.conversions("adversarial", {"eps": r, "relative_to_mean_norm": True},
+                                      space="per_image", dataset=dataset,
+                                      input_shape=(32, 32, 3))[0].pixel for r in (0.025, 0.05, 0.1)]
+            np.testing.assert_allclose(got, want, rtol=2e-4)
+        gamma, = units.conversions("adversarial", {"gamma": 0.002, "relative_to_mean_norm": True},
+                                   space="per_image", dataset=dataset, input_shape=(32, 32, 3))
+        assert float(specs["WRM"].eps[0]) == pytest.approx(gamma.pixel, rel=2e-4)
+    (pga,) = get_suite("roth-l2-pga")
+    want = [units.convert(e, "length", units.pixel_scale("per_image", "cifar10"))
+            for e in (0.25, 0.5, 1.0, 1.75, 2.5, 3.5)]
+    np.testing.assert_allclose([float(e) for e in pga.eps], want, rtol=2e-4)

@@ -42,7 +42,7 @@ def get_config():
     config.optimizer.name = "sgd"
     config.optimizer.learning_rate = 0.01
     config.optimizer.momentum = 0.9
-    config.evaluation.suite = "farnia-cifar10"
+    config.evaluation.suite = "farnia-svhn"
     config.method = "adversarial"
     config.method_kwargs = {"attack": "pgd_l2", "eps": 0.05, "steps": 15, "step_size": 2 * 0.05 / 15,
                             "random_start": False, "lam": 1.0, "labels": "true",

@@ -43,7 +43,7 @@ def get_config():
     config.optimizer.name = "sgd"
     config.optimizer.learning_rate = 0.01
     config.optimizer.momentum = 0.9
-    config.evaluation.suite = "farnia-cifar10"
+    config.evaluation.suite = "farnia-svhn"
     config.method = "adversarial"
     config.method_kwargs = {"attack": "wrm", "gamma": 0.002, "steps": 15, "lam": 1.0, "labels": "true",
                             "relative_to_mean_norm": True}

@@ -327,6 +327,9 @@ class RobustnessReport:
                 "eps": r.eps_label,
                 "eps_value": r.eps,
                 "accuracy": float(np.mean(r.robust_mask(cc))),
+                # Wen et al. 2020, App. D.2: "we only consider clean examples classified
+                # correctly originally" — the accuracy among the clean-correct points
+                "conditional_accuracy": float(np.sum(r.robust_mask(cc)) / max(np.sum(cc), 1)),
                 "success_rate": float(np.sum(r.success & ev & cc) / max(np.sum(ev & cc), 1)),
                 "mean_perturbation_norm": _mean(r.perturbation_norm[ev & r.success]),
                 "mean_margin_before": _mean(self.clean_margin[ev]),
@@ -512,11 +515,13 @@ def _build_clean_fn(logits_fn: Callable) -> Callable:
     return jax.jit(clean)
 
 
-def _make_attack_fn(logits_fn: Callable, call: Callable, *, per_example_keys: bool) -> Callable:
+def _make_attack_fn(logits_fn: Callable, call: Callable, *, per_example_keys: bool,
+                    to_space: Callable | None = None) -> Callable:
     """Jitted ``(x, y_attack, y_true, gidx, base_key, strength) -> per-example outcome``.
 
     Random attacks are ``vmap``-ed over examples with key ``fold_in(base_key, global_index)``;
-    deterministic ones run on the whole batch (examples are independent either way)."""
+    deterministic ones run on the whole batch (examples are independent either way). With
+    ``to_space`` the ratio ``‖T(x_adv) − T(x)‖/‖T(x)‖`` is also returned (``rel_l2_space``)."""
 
     def run(x, y_attack, y_true, gidx, base_key, strength):
         if per_example_keys:
@@ -537,13 +542,19 @@ def _make_attack_fn(logits_fn: Callable, call: Callable, *, per_example_keys: bo
             "norm_linf": _norms.linf_norm(delta),
             "rel_l2": _norms.l2_norm(delta) / jnp.maximum(_norms.l2_norm(x), _FLOOR),
             "finite": jnp.all(jnp.isfinite(logits), axis=1),
-        }
+        } | ({} if to_space is None else {"rel_l2_space": _space_ratio(to_space, x, x_adv)})
 
     return jax.jit(run)
 
 
-def _attach_programs(logits_fn: Callable, runs: list[_Run]) -> None:
-    """One jitted program per spec for kinds with a traced strength, else per (spec, strength)."""
+def _space_ratio(to_space: Callable, x: jax.Array, x_adv: jax.Array) -> jax.Array:
+    t_x = to_space(x)
+    return _norms.l2_norm(to_space(x_adv) - t_x) / jnp.maximum(_norms.l2_norm(t_x), _FLOOR)
+
+
+def _attach_programs(logits_fn: Callable, runs: list[_Run], rho_space: Callable | None = None) -> None:
+    """One jitted program per spec for kinds with a traced strength, else per (spec, strength);
+    DeepFool's program also measures ρ in ``rho_space`` when given."""
     cache: dict[str, Callable] = {}
     for run in runs:
         spec = run.spec
@@ -553,10 +564,12 @@ def _attach_programs(logits_fn: Callable, runs: list[_Run]) -> None:
         else:  # spatial: (angle, shift); custom: ε; DeepFool: none
             strength = run.strength if spec.kind == "spatial" else run.eps
             run.arg = None
-        key = ("attack", logits_fn, repr(spec), strength, random)
+        to_space = rho_space if spec.kind in _suites.MINIMAL_KINDS else None
+        key = ("attack", logits_fn, repr(spec), strength, random, to_space)
         if key not in cache:
             cache[key] = _cached(key, lambda: _make_attack_fn(
-                logits_fn, _registry.attack_call(spec, strength), per_example_keys=random))
+                logits_fn, _registry.attack_call(spec, strength), per_example_keys=random,
+                to_space=to_space))
         run.fn = cache[key]
 
 
@@ -584,6 +597,7 @@ def evaluate(
     progress: bool = True,
     checks: bool = True,
     name: str | None = None,
+    rho_space: Callable | None = None,
 ) -> RobustnessReport:
     """Run a suite of attacks over ``data`` in chunks; return a :class:`RobustnessReport`.
 
@@ -608,12 +622,19 @@ def evaluate(
       progress: show a tqdm progress bar (examples processed).
       checks: run the gradient-masking checks (``masking.check_report``).
       name: a label for the report (defaults to the suite name).
+      rho_space: ``T(x)`` mapping a batch of inputs to the input space a paper measured DeepFool's
+        ρ in (``robustjax.units.space_transform``, e.g. ``"per_image"`` for SGR Table 3); then
+        DeepFool also reports ``rho_space = mean_i ‖T(x_i + r_i) − T(x_i)‖₂/‖T(x_i)‖₂``.
 
     Robust accuracy follows RobustBench/AutoAttack: correct on the clean input *and* every attack
     of the threat model fails. Invariants (robust ≤ each attack ≤ clean) are checked before
     returning. DeepFool (Moosavi-Dezfooli et al. 2016, eq. 2) also reports
-    ``rho = mean_i ‖r_i‖₂/‖x_i‖₂`` over the evaluated points (SGR Table 3, "FOOL").
+    ``rho = mean_i ‖r_i‖₂/‖x_i‖₂`` over the evaluated points (SGR Table 3, "FOOL"), in pixels and
+    (with ``rho_space``) in the paper's units, and ``fooled``, the fraction of evaluated points
+    whose prediction it changed (ρ of a clipped run averages unfooled points too).
     """
+    if rho_space is not None and not callable(rho_space):
+        raise ValueError(f"rho_space must be None or a callable x -> T(x); got {rho_space!r}")
     if not callable(logits_fn):
         raise ValueError(f"logits_fn must be callable x[B, ...] -> logits[B, K]; got {logits_fn!r}")
     specs = _suites.resolve_suite(suite)
@@ -639,7 +660,7 @@ def evaluate(
     if any(s.eps_scale == "mean_l2_norm" for s in specs):
         scale = mean_l2_norm(images)
     runs = _plan(specs, key, scale)
-    _attach_programs(logits_fn, runs)
+    _attach_programs(logits_fn, runs, rho_space)
     clean_fn = _make_clean_fn(logits_fn)
 
     # Per-example storage.
@@ -654,7 +675,7 @@ def evaluate(
             "pred": np.full(n, -1, np.int32), "margin": np.full(n, np.nan, np.float32),
             "norm_l2": np.full(n, np.nan, np.float32), "norm_linf": np.full(n, np.nan, np.float32),
             "rel_l2": np.full(n, np.nan, np.float32), "finite": np.ones(n, bool),
-            "evaluated": np.zeros(n, bool),
+            "evaluated": np.zeros(n, bool), "rel_l2_space": np.full(n, np.nan, np.float32),
         })
 
     from tqdm.auto import tqdm
@@ -670,8 +691,9 @@ def evaluate(
         res = jax.device_get(
             run.fn(xs, ya, ys, jnp.asarray(psel, jnp.int32), run.base_key, run.arg))
         k = sel.size
-        for f in ("pred", "margin", "norm_l2", "norm_linf", "rel_l2", "finite"):
-            st[f][sel] = res[f][:k]
+        for f in ("pred", "margin", "norm_l2", "norm_linf", "rel_l2", "finite", "rel_l2_space"):
+            if f in res:
+                st[f][sel] = res[f][:k]
         st["evaluated"][sel] = True
         return res["pred"][:k] != labels[sel]
 
@@ -724,7 +746,7 @@ def evaluate(
 
     results = []
     for run, st in zip(runs, store):
-        results.extend(_results_of(run, st, labels, specs, scale))
+        results.extend(_results_of(run, st, labels, specs, scale, clean["pred"]))
 
     meta = {
         "batch_size": batch_size,
@@ -735,6 +757,7 @@ def evaluate(
         "mean_l2_norm": scale,
         "determinism": determinism,
         "name": name or suite_name,
+        "rho_space": None if rho_space is None else getattr(rho_space, "space", "custom"),
     }
     report = RobustnessReport(
         suite=suite_name, specs=specs, labels=labels.astype(np.int32), clean_pred=clean["pred"],
@@ -749,7 +772,8 @@ def evaluate(
     return report
 
 
-def _results_of(run: _Run, st: dict, labels: np.ndarray, specs, scale) -> list[AttackResult]:
+def _results_of(run: _Run, st: dict, labels: np.ndarray, specs, scale,
+                clean_pred: np.ndarray) -> list[AttackResult]:
     spec = run.spec
     changed = st["evaluated"] & (st["pred"] != labels)
     common = dict(
@@ -763,7 +787,11 @@ def _results_of(run: _Run, st: dict, labels: np.ndarray, specs, scale) -> list[A
     # DeepFool: one run, thresholded at each ℓ2 ε (success: adversarial with ‖δ‖₂ ≤ ε).
     ev = st["evaluated"]
     rho = float(np.mean(st["rel_l2"][ev])) if np.any(ev) else None
-    extras = {"rho": rho}
+    rho_space = st["rel_l2_space"][ev]
+    extras = {"rho": rho,
+              "rho_space": float(np.mean(rho_space)) if np.any(ev) and np.all(np.isfinite(rho_space))
+              else None,
+              "fooled": float(np.mean(st["pred"][ev] != clean_pred[ev])) if np.any(ev) else None}
     out = [AttackResult(threat=f"{spec.name} (minimal l2)", eps=None, eps_label="-",
                         success=changed, extras=dict(extras), **common)]
     for nominal in spec.eps:
