@@ -113,7 +113,9 @@ def _soar_reference_gradient(model, params, x, y, key, *, lam, eps, alpha, reg_g
     """Straightforward SOAR gradient: ∇CE(x') + clip(λ∇R(x'), reg_grad_clip) on the whole batch."""
     point_key, reg_key = jax.random.split(key)
     f = lambda p: (lambda v: model.apply({"params": p}, v, train=False))  # noqa: E731
-    x_eval = regularizers.soar_evaluation_point(f(params), x, y, eps=eps, key=point_key)
+    # PGD1 point: one step of size α from x + η (§4.2, after eq. 11)
+    x_eval = regularizers.soar_evaluation_point(f(params), x, y, eps=eps, key=point_key,
+                                                step_size=alpha)
     g_ce = jax.grad(lambda p: optax.softmax_cross_entropy_with_integer_labels(
         f(p)(x_eval), y).mean())(params)
     g_r = jax.grad(lambda p: lam * regularizers.soar_penalty(
@@ -129,7 +131,7 @@ def test_soar_gradient_is_the_full_batch_gradient_with_the_papers_clip(microbatc
     # the whole batch, clipped by hand. Once with the clip inactive, once active.
     model, x, y = _setup(batch=8)
     state, _ = _state(model, x, "soar")
-    kw = dict(lam=0.5, eps=0.1, alpha=0.1)
+    kw = dict(lam=0.5, eps=0.1, alpha=0.15)
     _, unclipped_norm = _soar_reference_gradient(model, state.params, x, y, KEY, reg_grad_clip=1e9, **kw)
     for reg_grad_clip in (1e9, 0.5 * unclipped_norm):
         ref, _ = _soar_reference_gradient(model, state.params, x, y, KEY, reg_grad_clip=reg_grad_clip, **kw)
@@ -204,6 +206,22 @@ def test_sgr_shared_forward_matches_straightforward_objective(source, kind):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7)
     for a, b in zip(jax.tree_util.tree_leaves(grads), jax.tree_util.tree_leaves(ref_grads)):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+
+
+def test_sgr_uncentered_adds_the_first_order_term_of_eq_12():
+    """``uncentered=True`` adds −λ·mean_i g_iᵀμ (SGR eq. 12), μ the rescaled running mean of the
+    perturbations (``covariance_mean``) and g = ∇ₓ log φ_y at the data."""
+    model, x, y = _setup(batch=6)
+    kw = {"lam": 0.5, "kind": "diagonal", "source": "fgsm", "eps": 0.1}
+    state, _ = _state(model, x, "sgr", **kw)
+    centered, aux = make_objective("sgr", model, **kw)(state.params, state, (x, y), KEY)
+    uncentered, _ = make_objective("sgr", model, uncentered=True, **kw)(state.params, state, (x, y), KEY)
+    f = lambda z: model.apply({"params": state.params}, z, train=False)  # noqa: E731
+    g = regularizers.log_likelihood_input_gradient(f, x, y)
+    mu = regularizers.covariance_mean(aux["method_state"])
+    first_order = float(jnp.mean(jnp.sum((g * mu).reshape(6, -1), axis=1)))
+    assert abs(first_order) > 1e-6
+    np.testing.assert_allclose(float(uncentered) - float(centered), -0.5 * first_order, rtol=1e-4)
 
 
 def test_gn_shared_forward_matches_straightforward_objective_on_a_cnn():

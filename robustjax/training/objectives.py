@@ -310,6 +310,7 @@ def sgr(
     max_distance: int | None = None,
     psd: bool = True,
     steps: int = 10,
+    uncentered: bool = False,
 ) -> Objective:
     """ERM + λ · SGR ½ gᵀ Σ̂ g with a running covariance of adversarial perturbations (SGR Alg. 1).
 
@@ -321,7 +322,9 @@ def sgr(
     of the gradient image), ``full`` (dense D×D) or ``diagonal``. ``psd`` (``function`` only,
     default on): apply the covariance function's nearest PSD stationary kernel — the raw
     rounded-distance function has negative eigenvalues, along which ½ gᵀΣg would reward large
-    gradients (see ``robustjax.regularizers.covariance``).
+    gradients (see ``robustjax.regularizers.covariance``). ``uncentered``: add eq. 12's
+    first-order term ``−gᵀμ`` with μ the running mean of the perturbations (rescaled with Σ;
+    the paper "observed this correction to be small").
 
     For a model without mutable state (see :func:`single_mode_logits_fn`) the CE, ``g`` and
     (sources gradient/sign/fgsm) the perturbation's gradient come from one forward pass, so the
@@ -352,9 +355,10 @@ def sgr(
         covariance = jax.tree_util.tree_map(lax.stop_gradient, covariance)
         if shared_fn is None:
             live_fn = inference_logits_fn(model, params, state.model_state)
-            penalty = regularizers.sgr_penalty(live_fn, x, y, covariance=covariance)
+            penalty = regularizers.sgr_penalty(live_fn, x, y, covariance=covariance,
+                                               uncentered=uncentered)
         else:
-            penalty = sgr_penalty_of_gradient(g, covariance=covariance)
+            penalty = sgr_penalty_of_gradient(g, covariance=covariance, uncentered=uncentered)
         loss = metrics["loss"] + lam * penalty
         metrics = {**metrics, "ce_loss": metrics["loss"], "loss": loss, "penalty": penalty}
         return loss, {"metrics": metrics, "model_state": model_state, "method_state": covariance}
@@ -489,8 +493,8 @@ def soar(
 ) -> Objective:
     """Loss at x' + λ · SOAR R(x'; z, h) (Ma et al. eq. 11–12, App. A and C).
 
-    x' is the evaluation point (``init``: zero = x, random = x + η, pgd1 = one PGD step, the
-    paper's choice); R's norm term is clipped to [0, ``norm_clip``] and, as App. C says ("a
+    x' is the evaluation point (``init``: zero = x, random = x + η, pgd1 = one PGD step of size
+    α from x + η, the paper's choice: "x' = x + η + α∇ₓℓ(x + η)", §4.2); R's norm term is clipped to [0, ``norm_clip``] and, as App. C says ("a
     gradient clipping of 30 on the ℓ2 norm of regularizer gradient"), the gradient of λR with
     respect to the parameters is clipped to global norm ``reg_grad_clip`` before it joins the
     loss gradient. The paper fine-tunes a standard model: set ``init_from`` in the config.
@@ -540,7 +544,8 @@ def soar(
             raise ValueError(f"method_kwargs.microbatches ({m}) must divide the batch size ({b})")
         frozen = inference_logits_fn(model, lax.stop_gradient(params), state.model_state)
         x_eval = lax.stop_gradient(regularizers.soar_evaluation_point(
-            frozen, x, y, init=init, eps=eps, key=point_key, norm=norm_value, clip=clip))
+            frozen, x, y, init=init, eps=eps, key=point_key, norm=norm_value, clip=clip,
+            step_size=alpha))
         logits, model_state = train_mode_logits(model, params, state.model_state, x_eval)
         metrics = classification_metrics(logits, y)
         z, h = regularizers.soar_directions(reg_key, x_eval, alpha=static["alpha"])
