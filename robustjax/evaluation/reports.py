@@ -139,7 +139,7 @@ def _fmt(v: Any, nd: int = 4) -> str:
 
 
 def _table_rows(report) -> tuple[list[str], list[list[str]]]:
-    header = ["attack", "threat", "strength", "acc %", "acc | clean ok %", "success %",
+    header = ["attack", "threat", "strength", "acc %", "acc of clean-correct %", "success %",
               "mean ‖δ‖", "margin before", "margin after"]
     body = []
     for r in report.rows():
@@ -181,8 +181,8 @@ def format_table(report) -> str:
     out = [
         f"robustness [{report.suite}] on {report.n} examples: clean accuracy "
         f"{pct(report.clean_accuracy)}%, mean max-probability {pct(report.mean_max_prob)}%",
-        "(acc: correct on clean and attacked input; acc | clean ok: among the clean-correct points, "
-        "Wen et al. 2020 App. D.2)",
+        "(acc: correct on clean and attacked input; acc of clean-correct: the same among the "
+        "clean-correct points, Wen et al. 2020 App. D.2)",
         line(header),
         line(["-" * w for w in widths]),
     ]
