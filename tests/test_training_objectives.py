@@ -97,13 +97,19 @@ def test_gn_loss_and_parameter_gradient_match_independent_computation():
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
 
 
-def test_snr_warm_start_state_advances_and_penalty_matches_regularizer():
+@pytest.mark.parametrize("start", ["random", "previous"])
+def test_snr_start_and_penalty_matches_regularizer(start):
+    """``start="random"`` (default): the power iteration starts from N(0, I) drawn from the
+    step's key; ``"previous"``: from the state's vectors. Either way the penalty is the
+    regularizer's from that start and the state keeps the new vectors."""
     model, x, y = _setup()
     state, _ = _state(model, x, "snr", iters=4)
-    objective = make_objective("snr", model, form="jacobian", lam=0.1, iters=4)
+    objective = make_objective("snr", model, form="jacobian", lam=0.1, iters=4,
+                               **({} if start == "random" else {"start": start}))
     loss, aux = objective(state.params, state, (x, y), KEY)
     logits_fn = lambda z: model.apply(state.variables(), z, train=False)
-    penalty, v = regularizers.jacobian_spectral_penalty(logits_fn, x, iters=4, v0=state.method_state["v"])
+    v0 = jax.random.normal(KEY, x.shape) if start == "random" else state.method_state["v"]
+    penalty, v = regularizers.jacobian_spectral_penalty(logits_fn, x, iters=4, v0=v0)
     np.testing.assert_allclose(aux["metrics"]["penalty"], penalty, rtol=1e-5)
     np.testing.assert_allclose(aux["method_state"]["v"], v, rtol=1e-5, atol=1e-6)
     assert not np.allclose(aux["method_state"]["v"], state.method_state["v"])
@@ -156,6 +162,7 @@ def test_soar_gradient_is_the_full_batch_gradient_with_the_papers_clip(microbatc
         ("adversarial", {"attack": "wrm"}, "gamma"),
         ("snr", {"lam": -1.0}, "lam"),
         ("snr", {"eps": 0.0}, "eps"),
+        ("snr", {"start": "warm"}, "start"),
         ("sgr", {"source": "deepfool"}, "source"),
         ("sgr", {"kind": "sparse"}, "kind"),
         ("soar", {"eps": -1.0}, "eps"),

@@ -1,8 +1,10 @@
 """Data-dependent spectral norm regularization of CNN7 on CIFAR-10 (Roth, Kilcher & Hofmann 2019,
 eq. 13, sum-of-squares form; Table 1 "Data-dep. spectral norm reg.", 84.6 %).
 
-Table 1: λ = 1·10⁻², ε = 1.75, ITERS = 10 power iterations (eq. 11, warm-started from the previous
-step's vectors); form eq. 13 ‖f(x + εv) − f(x)‖² ("sos"), what the paper trained with (§5:
+Table 1: λ = 1·10⁻², ε = 1.75, ITERS = 10 power iterations (eq. 11, from a fresh random vector
+every step: "Let v0 be a random vector or an approximation to the dominant right singular vector";
+the objective's ``start="random"``, see ``robustjax.training.objectives.snr`` for the measured
+σ error); form eq. 13 ‖f(x + εv) − f(x)‖² ("sos"), what the paper trained with (§5:
 "data-dependent spectral norm regularization, as in Equation 13"). λ multiplies a logit-space
 quantity, so it needs no conversion; ε does:
 
