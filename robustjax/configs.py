@@ -39,6 +39,9 @@ def base_config() -> ml_collections.ConfigDict:
     c.batch_size = 128
     c.eval_batch_size = 500
     c.augment = False
+    # pad/crop/flip options of the augmentation (robustjax.data.augmentation): pad width, pad
+    # value (a pixel value; SGR pads CIFAR10 with mid-range 0.5) and the horizontal flip
+    c.augment_kwargs = ml_collections.ConfigDict({"pad": 4, "fill": 0.0, "flip": True})
     c.keep_checkpoints = 3
     # fine-tune from another run's newest checkpoint (SOAR starts from a standard model)
     c.init_from = ml_collections.FieldReference(None, field_type=str)

@@ -189,7 +189,7 @@ def fit(config, workdir: str | os.PathLike, *, resume: bool = False, progress: b
 
     tx = make_optimizer(config.optimizer, steps_per_epoch=run.steps_per_epoch, epochs=config.epochs)
     objective = make_objective(config.method, run.model, **method_kwargs_of(config, run.train_data))
-    augment = rj_data.augment_pad_crop_flip if config.get("augment", False) else None
+    augment = rj_data.augmentation(config.get("augment", False), config.get("augment_kwargs", None))
     step_fn = jit_train_step(objective=objective, tx=tx, mesh=mesh, augment=augment)
     eval_fn = jit_eval_step(model=run.model, mesh=mesh)
 
