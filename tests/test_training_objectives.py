@@ -79,6 +79,23 @@ def test_adversarial_loss_is_cross_entropy_at_the_pgd_point():
     assert float(expected) > float(optax.softmax_cross_entropy_with_integer_labels(logits_fn(x), y).mean())
 
 
+def test_adversarial_sum_form_is_roths_eq_14():
+    """``combine="sum"``: ℓ(x) + λ·ℓ(x_adv) with λ > 1 allowed (Roth et al. 2019 eq. 14)."""
+    model, x, y = _setup()
+    state, _ = _state(model, x, "adversarial")
+    kw = {"attack": "pgd_linf", "eps": 0.1, "steps": 2, "step_size": 0.05, "random_start": False}
+    loss, _ = make_objective("adversarial", model, lam=2.0, combine="sum", **kw)(
+        state.params, state, (x, y), KEY)
+    f = lambda z: model.apply(state.variables(), z, train=False)  # noqa: E731
+    x_adv = attacks.pgd(f, x, y, eps=0.1, norm=jnp.inf, step_size=0.05, steps=2, random_start=False)
+    ce = lambda z: optax.softmax_cross_entropy_with_integer_labels(f(z), y).mean()  # noqa: E731
+    np.testing.assert_allclose(loss, ce(x) + 2.0 * ce(x_adv), rtol=1e-5)
+    with pytest.raises(ValueError, match="combine='sum'"):
+        make_objective("adversarial", model, lam=2.0, **kw)
+    with pytest.raises(ValueError, match="combine"):
+        make_objective("adversarial", model, combine="max", **kw)
+
+
 def test_gn_loss_and_parameter_gradient_match_independent_computation():
     model, x, y = _setup()
     state, _ = _state(model, x, "gn")

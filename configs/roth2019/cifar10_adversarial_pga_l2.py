@@ -5,7 +5,8 @@ Table 1: ε = 1.75, α = 2ε/ITERS, ITERS = 10 (ℓ2-norm constrained PGA, eq. 1
 steps, projection onto the ε-ball, uniform random start x₀ ~ U(B_ε(x))); untargeted on the true
 labels (§4, eq. 14 allows "true or predicted"; we use true). Objective eq. 14, ℓ(y, f(x)) + λ·max
 ℓ_adv: the paper does not give λ; we use our λ = 0.5 mixture (1 − λ)·ℓ_clean + λ·ℓ_adv, i.e. eq. 14
-with λ = 1 up to a factor 1/2 absorbed by the learning rate.
+with λ = 1 up to a factor 1/2 absorbed by the learning rate (eq. 14 literally, any λ ≥ 0: ``--set
+method_kwargs.combine=sum --set method_kwargs.lam=...``).
 
 Units (App. 7.3, ``robustjax.units``): the paper "standardize[s] each image to have zero mean and
 unit variance when passing it to the classifier", and its ℓ2 radii live in that standardized space:

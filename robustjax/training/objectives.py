@@ -156,8 +156,13 @@ def adversarial(
     lam: float = 1.0,
     labels: str = "true",
     clip: tuple[float, float] | None = (0.0, 1.0),
+    combine: str = "mixture",
 ) -> Objective:
     """Adversarial training: ``(1 − λ)·ℓ(x, y) + λ·ℓ(x_adv, y)`` (SGR eq. 3; λ = 1 is Madry et al.).
+
+    ``combine="mixture"`` (default) is that convex combination, λ ∈ [0, 1]; ``combine="sum"``
+    is Roth et al. 2019 eq. 14, ``ℓ(x, y) + λ·ℓ(x_adv, y)`` with any λ ≥ 0 (the mixture with
+    weight λ/(1 + λ), scaled by 1 + λ).
 
     ``attack`` ∈ {pgd_linf, pgd_l2, fgm, fgsm, wrm} (Farnia et al. eq. 5–7); ``labels="true"``
     attacks the true labels, ``"predicted"`` the model's predictions (no label leaking, SGR
@@ -169,8 +174,11 @@ def adversarial(
     check_choice(attack, name="method_kwargs.attack", allowed=ATTACKS)
     check_choice(labels, name="method_kwargs.labels", allowed=("true", "predicted"))
     check_nonnegative(lam, name="method_kwargs.lam")
-    if lam > 1:
-        raise ValueError(f"method_kwargs.lam must be in [0, 1] for adversarial training; got {lam!r}")
+    check_choice(combine, name="method_kwargs.combine", allowed=("mixture", "sum"))
+    if lam > 1 and combine == "mixture":
+        raise ValueError(f"method_kwargs.lam must be in [0, 1] for combine='mixture' (use "
+                         f"combine='sum' for Roth et al.'s ℓ + λ·ℓ_adv); got {lam!r}")
+    w_clean, w_adv = (1.0 - lam, lam) if combine == "mixture" else (1.0, lam)
     steps = check_positive_int(steps, name="method_kwargs.steps")
     if attack == "wrm":
         check_positive(gamma if gamma is not None else float("nan"), name="method_kwargs.gamma")
@@ -187,13 +195,13 @@ def adversarial(
         x_adv = lax.stop_gradient(_craft(attack, logits_fn, x, target, key, eps=eps, steps=steps,
                                          step_size=step_size, random_start=random_start,
                                          gamma=gamma, clip=clip))
-        if lam < 1:
+        if w_clean > 0:
             logits, model_state = train_mode_logits(model, params, state.model_state,
                                                     jnp.concatenate([x, x_adv]))
             clean_logits, adv_logits = jnp.split(logits, 2)
             clean = classification_metrics(clean_logits, y)
             adv = classification_metrics(adv_logits, y)
-            loss = (1 - lam) * clean["loss"] + lam * adv["loss"]
+            loss = w_clean * clean["loss"] + w_adv * adv["loss"]
         else:
             adv_logits, model_state = train_mode_logits(model, params, state.model_state, x_adv)
             adv = classification_metrics(adv_logits, y)
