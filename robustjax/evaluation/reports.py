@@ -171,6 +171,19 @@ def _rho_text(r: dict, space: str | None) -> str:
     return " (" + ", ".join(parts) + ")"
 
 
+def _rho_label(r, space: str | None) -> str:
+    """Bar label of a minimal-perturbation attack: ρ (pixels, the paper's space), fooled."""
+    e = r.extras
+    if e.get("rho") is None:
+        return r.attack
+    out = f"{r.attack}\nρ={e['rho']:.3g}"
+    if e.get("rho_space") is not None:
+        out += f", ρ[{space}]={e['rho_space']:.3g}"
+    if e.get("fooled") is not None:
+        out += f"\nfooled {100 * e['fooled']:.1f}%"
+    return out
+
+
 def format_table(report) -> str:
     """Fixed-width text: clean accuracy, one row per (attack, strength), the worst case per
     threat model, then the gradient-masking warnings."""
@@ -286,9 +299,7 @@ def plot_report(report, path: str) -> None:
     for ax, panel in zip(axs.flat, panels):
         if panel == "categorical":
             labels = [f"{r.attack}\n{r.eps_label}" if r.eps_label != "-" else
-                      (f"{r.attack}\nρ={r.extras['rho']:.3g}" if r.extras.get("rho") is not None
-                       else r.attack)
-                      for r in categorical]
+                      _rho_label(r, report.meta.get("rho_space")) for r in categorical]
             vals = [100 * float(np.mean(r.robust_mask(cc))) for r in categorical]
             ax.bar(range(len(vals)), vals, color="tab:blue")
             ax.set_xticks(range(len(vals)))
