@@ -60,17 +60,21 @@ def test_gn_penalty_paper_space_equals_pixel_space():
         lam = 5.0
         # by hand: ½‖∇_z log φ_y‖² with z = (x − μ)/σ
         z = (x - MU) / SIGMA
-        g = jax.grad(lambda z: jnp.sum(jnp.take_along_axis(
-            jax.nn.log_softmax(f_paper(z)), y[:, None], 1)))(z)
-        paper = lam * float(jnp.mean(0.5 * jnp.sum(g.reshape(4, -1) ** 2, 1)))
+
+        @jax.jit
+        def by_hand(z):
+            g = jax.grad(lambda z: jnp.sum(jnp.take_along_axis(
+                jax.nn.log_softmax(f_paper(z)), y[:, None], 1)))(z)
+            return jnp.mean(0.5 * jnp.sum(g.reshape(4, -1) ** 2, 1))
+
+        paper = lam * float(by_hand(z))
         kwargs, rows = units.resolve_method_kwargs(_config("gn", {"lam": lam}, "standardized"))
         assert kwargs["lam"] == pytest.approx(lam * SIGMA**2, rel=1e-12)
         assert rows[0].scale.exact
-        pixel = kwargs["lam"] * float(regularizers.gradient_norm_penalty(f_pixel, x, y))
-        assert pixel == pytest.approx(paper, rel=1e-10)
+        gn_pixel = float(jax.jit(lambda x: regularizers.gradient_norm_penalty(f_pixel, x, y))(x))
+        assert kwargs["lam"] * gn_pixel == pytest.approx(paper, rel=1e-10)
         # unconverted (the pre-issue-14 reading) it is 1/σ² = 10.5 times the paper's penalty
-        assert lam * float(regularizers.gradient_norm_penalty(f_pixel, x, y)) / paper == pytest.approx(
-            1 / SIGMA**2, rel=1e-10)
+        assert lam * gn_pixel / paper == pytest.approx(1 / SIGMA**2, rel=1e-10)
 
 
 def test_wrm_optimum_paper_space_equals_pixel_space():
@@ -172,8 +176,9 @@ def test_per_image_assumption_on_mnist5k():
         y = jnp.arange(64) % 3
         f_paper = _mlp(jax.random.PRNGKey(7), 784)
         t = units.space_transform("per_image")
-        gx = 2 * regularizers.gradient_norm_penalty(lambda x: f_paper(t(x)), x, y, reduction="none")
-        gz = 2 * regularizers.gradient_norm_penalty(f_paper, t(x), y, reduction="none")
+        gx, gz = jax.jit(lambda x: (
+            2 * regularizers.gradient_norm_penalty(lambda x: f_paper(t(x)), x, y, reduction="none"),
+            2 * regularizers.gradient_norm_penalty(f_paper, t(x), y, reduction="none")))(x)
         s_x = np.asarray(x).reshape(64, -1).std(axis=1)
         per_example = np.asarray(gx) * s_x**2 / np.asarray(gz)  # ‖∇ₓ‖² s(x)² / ‖∇_z‖²
         assert np.all(per_example <= 1 + 1e-9) and np.all(per_example > 0.9)
