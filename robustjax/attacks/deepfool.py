@@ -13,10 +13,11 @@ Inside a data range (``clip``, default ``(0, 1)``) every iterate is clipped and 
 linearized *at the clipped point*, so the attack keeps making progress until the label flips or
 ``max_iter`` runs out. Coordinates sitting on a bound that ``w_k`` would push further out are
 frozen (their entries of ``w_k`` set to 0) before the nearest boundary is chosen: the step then
-solves the linearized problem on the coordinates that can still move. (Clipping the accumulated
-``x + (1 + overshoot)·Σ r_i`` instead, as the reference code and torchattacks do, re-applies the
-same clipped-away step forever: it fooled 58 % of the mnist-5k test digits of the README's ERM
-model, this scheme 100 %.)
+solves the linearized problem on the coordinates that can still move. Measured on the README's
+mnist-5k ERM model: clipping the accumulated ``x + (1 + overshoot)·Σ r_i`` (the reference code,
+torchattacks) fooled 58.5 % of the first 200 test digits, re-linearizing at the clipped point
+without freezing 57.0 % (the step keeps pointing out of the box), this scheme 100 % of all 1,000
+(ρ = 0.227 against 0.222 unclipped).
 
 Gradients of the candidate logits: one forward pass and a ``vmap`` over classes of the batched
 ``vjp`` (the batch Jacobian is block diagonal, so cotangent ``e_k`` on every row gives each
