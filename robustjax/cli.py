@@ -19,6 +19,18 @@ import time
 from robustjax import distributed
 
 
+def _print_strengths(config) -> None:
+    """The method's strengths as the config writes them and in [0, 1] pixels (robustjax.units)."""
+    import numpy as np
+
+    from robustjax import data as rj_data
+    from robustjax import units
+
+    train = rj_data.load(config.dataset, "train", data_dir=config.get("data_dir", None))  # cached
+    _, rows = units.resolve_method_kwargs(config, np.asarray(train.images))
+    print(units.format_conversions(rows, method=config.method))
+
+
 def _train(args) -> int:
     from robustjax.configs import apply_override, load_config
     from robustjax.training.loop import fit
@@ -26,6 +38,7 @@ def _train(args) -> int:
     config = load_config(args.config)
     for assignment in args.set or []:
         apply_override(config, assignment)
+    _print_strengths(config)
     start = time.perf_counter()
     _, history = fit(config, args.workdir, resume=args.resume)
     elapsed = time.perf_counter() - start
@@ -43,7 +56,7 @@ def _evaluate(args) -> int:
     import jax
 
     from robustjax import data as rj_data
-    from robustjax import evaluation
+    from robustjax import evaluation, units
     from robustjax.training.loop import load_run
     from robustjax.training.objectives import inference_logits_fn
 
@@ -57,12 +70,14 @@ def _evaluate(args) -> int:
     if args.limit:
         dataset = rj_data.subset(dataset, args.limit)
     logits_fn = inference_logits_fn(run.model, state.params, state.model_state)
+    rho_space = config.units.rho_space if "units" in config else "pixel"
     report = evaluation.evaluate(
         logits_fn,
         dataset,
         suite=suite,
         batch_size=args.batch_size or config.evaluation.batch_size,
         key=jax.random.PRNGKey(config.evaluation.seed),
+        rho_space=None if rho_space == "pixel" else units.space_transform(rho_space, config.dataset),
     )
     if _primary():
         paths = evaluation.write_reports(report, args.workdir)

@@ -31,11 +31,17 @@ def base_config() -> ml_collections.ConfigDict:
     c.sn_beta = ml_collections.FieldReference(None, field_type=float)
     c.sn_kwargs = ml_collections.ConfigDict({"mode": "operator", "grad_through_sigma": True, "iters": 1})
     c.method_kwargs = ml_collections.ConfigDict()
+    # the input space the paper stated the method's strengths in (robustjax.units converts them
+    # to [0, 1] pixels) and the space DeepFool's ρ is reported in next to pixels
+    c.units = ml_collections.ConfigDict({"space": "pixel", "rho_space": "pixel"})
     c.seed = 0
     c.epochs = 10
     c.batch_size = 128
     c.eval_batch_size = 500
     c.augment = False
+    # pad/crop/flip options of the augmentation (robustjax.data.augmentation): pad width, pad
+    # value (a pixel value; SGR pads CIFAR10 with mid-range 0.5) and the horizontal flip
+    c.augment_kwargs = ml_collections.ConfigDict({"pad": 4, "fill": 0.0, "flip": True})
     c.keep_checkpoints = 3
     # fine-tune from another run's newest checkpoint (SOAR starts from a standard model)
     c.init_from = ml_collections.FieldReference(None, field_type=str)

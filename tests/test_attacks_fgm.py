@@ -23,7 +23,7 @@ Y = jnp.zeros(4, jnp.int32)
 
 def test_fgm_l2_equals_eps_w_over_norm():
     eps = 0.37
-    out = fgm(binary_linear, X, Y, eps=eps, norm=2)
+    out = fgm(binary_linear, X, Y, eps=eps, norm=2, clip=None)
     w = np.asarray(W, np.float64)
     np.testing.assert_allclose(np.asarray(out - X), np.broadcast_to(eps * w / np.linalg.norm(w), X.shape),
                                rtol=1e-5, atol=1e-6)
@@ -31,9 +31,9 @@ def test_fgm_l2_equals_eps_w_over_norm():
 
 def test_fgsm_equals_eps_sign_w():
     eps = 0.1
-    out = fgsm(binary_linear, X, Y, eps=eps)
+    out = fgsm(binary_linear, X, Y, eps=eps, clip=None)
     np.testing.assert_allclose(np.asarray(out - X), np.broadcast_to(eps * np.sign(W), X.shape), atol=1e-6)
-    np.testing.assert_array_equal(out, fgm(binary_linear, X, Y, eps=eps, norm=jnp.inf))
+    np.testing.assert_array_equal(out, fgm(binary_linear, X, Y, eps=eps, norm=jnp.inf, clip=None))
 
 
 def test_fgm_targeted_moves_towards_target_and_clip():
@@ -51,7 +51,7 @@ def test_fgm_multiclass_linear_cw_direction():
     f = lambda x: x @ a.T  # noqa: E731
     x = jax.random.normal(jax.random.PRNGKey(4), (6, 4))
     y = jnp.argmax(f(x), 1)
-    out = fgm(f, x, y, eps=0.01, norm=2, loss="cw")
+    out = fgm(f, x, y, eps=0.01, norm=2, loss="cw", clip=None)
     z = np.asarray(f(x))
     for i in range(6):
         zz = z[i].copy()

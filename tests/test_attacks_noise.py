@@ -27,7 +27,7 @@ def test_uniform_noise_in_ball_and_clip(norm):
 
 def test_gaussian_noise_scale():
     x = jnp.zeros((200, 50))
-    out = np.asarray(gaussian_noise(x, key=KEY, sigma=0.1))
+    out = np.asarray(gaussian_noise(x, key=KEY, sigma=0.1, clip=None))
     np.testing.assert_allclose(out.std(), 0.1, rtol=0.02)
     np.testing.assert_allclose(out.mean(), 0.0, atol=0.002)
 
@@ -66,7 +66,7 @@ def test_lrc_factor_is_computed_once_per_shape():
 def test_lrc_noise_scaling_and_clip():
     x = 0.5 * jnp.ones((3, 4, 4, 3))
     key = jax.random.PRNGKey(3)
-    out = lrc_noise(x, key=key, eps=0.2, decay_length=4.0)
+    out = lrc_noise(x, key=key, eps=0.2, decay_length=4.0, clip=None)
     np.testing.assert_allclose(out - x, 0.2 * lrc_sample(key, x.shape, decay_length=4.0), atol=1e-6)
     clipped = lrc_noise(x, key=key, eps=5.0, decay_length=4.0, clip=(0.0, 1.0))
     assert float(clipped.min()) >= 0 and float(clipped.max()) <= 1

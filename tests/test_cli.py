@@ -57,3 +57,13 @@ def test_process_counts_must_be_positive(tmp_path, capsys, flag):
                     ["evaluate", "--workdir", str(tmp_path)]):
         assert main([*command, flag, "0"]) == 2
         assert f"{flag} must be a positive integer; got 0" in capsys.readouterr().err
+
+
+def test_train_prints_the_converted_strengths(tmp_path, capsys):
+    """``robustjax train`` prints the paper's strengths and their [0, 1]-pixel values before
+    training (here stopped at once by an invalid epoch count)."""
+    gn = str(Path(ERM).parent / "gn.py")
+    assert main(["train", "--config", gn, "--workdir", str(tmp_path), "--set", "epochs=0"]) == 2
+    out = capsys.readouterr().out
+    assert "'per_image' space" in out and "method_kwargs.lam" in out
+    assert "5 " in out and "0.475" in out  # λ = 5 (per image) -> 5·0.3083² in pixels

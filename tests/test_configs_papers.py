@@ -34,10 +34,11 @@ ROOT = Path(__file__).resolve().parents[1] / "configs"
 PAPERS = ("roth2019", "sgr2018", "farnia2019", "wen2020", "soar2020")
 CONFIGS = sorted(str(p.relative_to(ROOT)) for d in PAPERS for p in (ROOT / d).glob("*.py"))
 
-# Roth et al. 2019 give ℓ2 radii in standardized units (App. 7.3); our pixel radius is ε·σ with σ
-# the RMS of the per-channel stds — computed here from the data package, not from the config.
+# Roth et al. 2019 give ℓ2 radii in per-image standardized units (App. 7.3): the configs write
+# them as such (``units.space = "per_image"``) and robustjax.units converts to pixels with σ, the
+# RMS of the per-channel stds — computed here from the data package, not from the config.
 _SIGMA_CIFAR = math.sqrt(float(np.mean(np.square(dataset_stats("cifar10")[1]))))
-ROTH_EPS = 1.75 * _SIGMA_CIFAR
+ROTH_EPS = 1.75
 
 # (config file, dotted key, paper's value, where the paper says so)
 PAPER_VALUES = [
@@ -175,7 +176,7 @@ PAPER_VALUES = [
 PAPER_SUITES = {
     "roth2019": {"roth-l2-pga"},
     "sgr2018": {"sgr-table3-mnist", "sgr-table3-cifar10"},
-    "farnia2019": {"farnia-mnist", "farnia-cifar10"},
+    "farnia2019": {"farnia-mnist", "farnia-cifar10", "farnia-svhn"},
     "wen2020": {"wen-linf"},
     "soar2020": {"soar-table1"},
 }
@@ -225,10 +226,15 @@ def test_config_loads_and_builds(name):
     objective = make_objective(config.method, model, **kwargs)
     assert callable(objective)
     if config.method_kwargs.get("relative_to_mean_norm", False):
-        scale = 0.5 * math.sqrt(float(np.prod(shape)))
-        for key in ("eps", "step_size", "gamma"):
+        root_d = math.sqrt(float(np.prod(shape)))
+        # pixel space: E‖x‖₂ of the fake images; per-image whitened space: E‖z‖₂ = √D, then
+        # lengths × s and γ ÷ s² (robustjax.units)
+        s = math.sqrt(float(np.mean(np.square(dataset_stats(config.dataset)[1]))))
+        base, length, inv_sq = ((0.5 * root_d, 1.0, 1.0) if config.units.space == "pixel"
+                                else (root_d, s, 1.0 / s**2))
+        for key, factor in (("eps", length), ("step_size", length), ("gamma", inv_sq)):
             if key in config.method_kwargs:
-                assert kwargs[key] == pytest.approx(config.method_kwargs[key] * scale)
+                assert kwargs[key] == pytest.approx(config.method_kwargs[key] * base * factor)
 
     if config.init_from is not None:  # fine-tuning starts from that paper's own standard run
         assert config.init_from == f"runs/{paper}/{config.dataset}_erm"
@@ -260,7 +266,9 @@ def test_roth_radius_is_the_standardized_radius_in_pixels():
     rng = np.random.default_rng(0)
     d = rng.normal(size=(20000, 3))
     d /= np.linalg.norm(d, axis=1, keepdims=True)
-    eps = load_config(ROOT / "roth2019/cifar10_snr.py").method_kwargs.eps
+    config = load_config(ROOT / "roth2019/cifar10_snr.py")
+    assert config.units.space == "per_image" and config.method_kwargs.eps == 1.75
+    eps = method_kwargs_of(config, _fake_train_data((32, 32, 3)))["eps"]
     standardized_sq = np.mean(np.sum((eps * d / std) ** 2, axis=1))
     assert math.sqrt(standardized_sq) == pytest.approx(1.75, rel=2e-3)
 

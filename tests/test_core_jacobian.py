@@ -146,12 +146,32 @@ def test_regression_extraction_matches_exact_jacobian():
     x = jax.random.normal(jax.random.PRNGKey(6), (2,) + shape)
     exact = _numpy_jacobian(f, x)
     est = jax.jit(lambda x: jacobian_by_regression(f, x, key=jax.random.PRNGKey(0), scale=1e-2,
-                                                   num_samples=400))(x)
+                                                   num_samples=400, activations="live"))(x)
     rel = np.linalg.norm(np.asarray(est) - exact) / np.linalg.norm(exact)
     assert rel < 5e-2, rel
     s = np.linalg.svd(np.asarray(est), compute_uv=False)
     np.testing.assert_allclose(s[:, 0], np.linalg.svd(exact, compute_uv=False)[:, 0], rtol=5e-2)
     with pytest.raises(ValueError, match="num_samples"):
         jacobian_by_regression(f, x, key=jax.random.PRNGKey(0), num_samples=10)
+    with pytest.raises(ValueError, match="activations"):
+        jacobian_by_regression(f, x, key=jax.random.PRNGKey(0), activations="frozen")
+
+
+def test_regression_with_fixed_activations_is_exact_for_relu_nets():
+    """Roth App. 7.4 "with fixed activation functions": with the ReLU pattern frozen at x the
+    net is affine, so the fit recovers J (float64, up to lstsq rounding) even for perturbations
+    large enough to flip many ReLUs, where the live network's fit is biased."""
+    with jax.enable_x64(True):
+        k1, k2, k3 = jax.random.split(jax.random.PRNGKey(7), 3)
+        w1 = jax.random.normal(k1, (12, 16), jnp.float64)
+        w2 = jax.random.normal(k2, (16, K), jnp.float64)
+        f = lambda x: jax.nn.relu(x.reshape(x.shape[0], -1) @ w1) @ w2  # noqa: E731
+        x = jax.random.normal(k3, (3, 3, 4), jnp.float64)
+        exact = _numpy_jacobian(f, x)
+        fixed = jacobian_by_regression(f, x, key=jax.random.PRNGKey(0), scale=0.5, num_samples=60)
+        live = jacobian_by_regression(f, x, key=jax.random.PRNGKey(0), scale=0.5, num_samples=60,
+                                      activations="live")
+        np.testing.assert_allclose(np.asarray(fixed), exact, rtol=1e-8, atol=1e-10)
+        assert np.linalg.norm(np.asarray(live) - exact) > 0.05 * np.linalg.norm(exact)
     with pytest.raises(ValueError, match="key"):
         jacobian_singular_values(f, x, method="regression")

@@ -10,10 +10,10 @@ import pytest
 from robustjax import data
 
 
-def _reference(x, top, left, flipped, pad):
-    """Explicit per-pixel loops: out[i, r, c] = x[i, r + top - pad, c' + left - pad] or 0."""
+def _reference(x, top, left, flipped, pad, fill=0.0):
+    """Explicit per-pixel loops: out[i, r, c] = x[i, r + top - pad, c' + left - pad] or fill."""
     b, h, w, _ = x.shape
-    out = np.zeros_like(x)
+    out = np.full_like(x, fill)
     for i in range(b):
         for r in range(h):
             for c in range(w):
@@ -69,3 +69,23 @@ def test_bad_inputs():
         data.augment_pad_crop_flip(jax.random.key(0), jnp.zeros((2, 4, 4)))
     with pytest.raises(ValueError, match="pad"):
         data.augment_pad_crop_flip(jax.random.key(0), jnp.zeros((2, 4, 4, 1)), pad=-1)
+
+
+def test_fill_value_and_run_options():
+    """``fill`` pads with a pixel value (SGR: mid-range 0.5); ``augmentation`` builds the train
+    step's function from the config keys ``augment`` / ``augment_kwargs``."""
+    key = jax.random.key(3)
+    x = np.random.default_rng(4).random((5, 6, 6, 3)).astype(np.float32)
+    out = np.asarray(data.augment_pad_crop_flip(key, jnp.asarray(x), pad=3, fill=0.5))
+    top, left, flipped = map(np.asarray, data.pad_crop_flip_offsets(key, 5, pad=3, flip=True))
+    np.testing.assert_array_equal(out, _reference(x, top, left, flipped, 3, fill=0.5))
+    assert np.any(out == 0.5)
+    assert data.augmentation(False, {"fill": 0.5}) is None
+    aug = data.augmentation(True, {"pad": 3, "fill": 0.5, "flip": False})
+    top, left, _ = map(np.asarray, data.pad_crop_flip_offsets(key, 5, pad=3, flip=False))
+    np.testing.assert_array_equal(np.asarray(aug(key, jnp.asarray(x))),
+                                  _reference(x, top, left, np.zeros(5, bool), 3, fill=0.5))
+    with pytest.raises(ValueError, match="augment_kwargs"):
+        data.augmentation(True, {"crop": 28})
+    with pytest.raises(ValueError, match="augment_kwargs.fill"):
+        data.augmentation(True, {"fill": "mid"})

@@ -112,6 +112,33 @@ def test_multiclass_affine_exact_deepfool_and_worst_case():
     assert dfr.extras["rho"] == pytest.approx(rho, rel=1e-4)
 
 
+def test_deepfool_rho_in_a_paper_space_fooled_fraction_and_wens_conditional_accuracy():
+    """``rho_space``: DeepFool's ρ in the paper's input space, ‖T(x+r) − T(x)‖/‖T(x)‖ by hand;
+    ``fooled``: DeepFool changed the prediction (all points, unclipped affine model); Wen et
+    al.'s conditional accuracy = robust points / clean-correct points."""
+    w, b, x, y = _affine_data(1, 50, 5, 4)
+    r, correct = _radius(x, y, w, b)
+    f = _affine(w, b)
+    m, s = 0.2, 0.5
+    t = lambda z: (z - m) / s  # noqa: E731
+    suite = [AttackSpec("FGM", "fgm", eps=(0.3,), norm=2, clip=None),
+             AttackSpec("DeepFool", "deepfool", clip=None, params={"overshoot": 1e-4})]
+    rep = E.evaluate(f, (x, y), suite=suite, batch_size=16, key=0, progress=False, rho_space=t)
+    dfr = rep.result("DeepFool")
+    norm_t = np.linalg.norm((np.asarray(x, np.float64) - m) / s, axis=1)
+    ref = np.mean(dfr.norm_l2 / s / norm_t)  # T is affine: ‖T(x+r) − T(x)‖ = ‖r‖/s
+    assert dfr.extras["rho_space"] == pytest.approx(ref, rel=1e-4)
+    assert dfr.extras["fooled"] == 1.0
+    fgm = rep.rows()[0]
+    robust = rep.result("FGM", 0.3).robust_mask(rep.clean_correct)
+    assert fgm["conditional_accuracy"] == pytest.approx(robust.sum() / correct.sum())
+    assert fgm["conditional_accuracy"] == pytest.approx(1 - fgm["success_rate"])
+    assert fgm["accuracy"] < fgm["conditional_accuracy"]
+    assert "rho[custom]=" in rep.table() and "fooled 100.00%" in rep.table()
+    with pytest.raises(ValueError, match="rho_space"):
+        E.evaluate(f, (x, y), suite=suite, key=0, progress=False, rho_space="per_image")
+
+
 def test_accuracy_vs_eps_matches_closed_form():
     w, b, x, y = _affine_data(2, 40, 4, 2)
     r, correct = _radius(x, y, w, b)

@@ -71,10 +71,15 @@ def test_registered_suites_carry_the_papers_numbers():
     assert "32/255" in sgr["PGD-10"].eps and sgr["PGD-10"].params["step_size_factor"] == 0.2
     assert dict(sgr["DeepFool"].params) == {"overshoot": 0.02, "max_iter": 100}
     assert "4/255" in E.get_suite("sgr-table3-cifar10")[0].eps
+    farnia_mnist = {s.name: s for s in E.get_suite("farnia-mnist")}
+    assert 0.05 in farnia_mnist["FGM"].eps and farnia_mnist["FGM"].eps_scale == "mean_l2_norm"
+    assert farnia_mnist["WRM"].eps == (0.04,) and farnia_mnist["WRM"].eps_scale == "mean_l2_norm"
+    # CIFAR10/SVHN: whitened inputs, radii converted to pixels (tests/test_units.py checks the
+    # numbers against robustjax.units)
     farnia = {s.name: s for s in E.get_suite("farnia-cifar10")}
-    assert 0.05 in farnia["FGM"].eps and farnia["FGM"].eps_scale == "mean_l2_norm"
+    assert farnia["FGM"].eps_scale is None and farnia["FGM"].eps[1] == pytest.approx(0.6951, abs=3e-4)
     assert farnia["PGM-15"].params["step_size_factor"] == pytest.approx(2 / 15)
-    assert farnia["WRM"].eps == (0.002,) and E.get_suite("farnia-mnist")[2].eps == (0.04,)
+    assert farnia["WRM"].eps[0] == pytest.approx(1.762, abs=1e-3)
     (wen,) = E.get_suite("wen-linf")
     assert wen.eps == ("4/255", "8/255", "16/255") and wen.params["steps"] == 10
     lrc = E.get_suite("sgr-lrc-cifar10")

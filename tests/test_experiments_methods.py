@@ -2,8 +2,8 @@
 
 Measured (README "Results"): at 5 epochs on 4,000 digits, ERM's PGD accuracy itself moves by
 ±0.02 between seeds, and by as much from float32 rounding alone (XLA's own convolutions vs
-YNNPACK's). The adversarial methods, SNR, GN and SOAR beat ERM by ≥ 0.038 on seed 0; SGR and SN
-only on the mean over three seeds; global SNR (λ = 3e-4, 3e-3 and 1e-2 tried) stays at ERM's
+YNNPACK's). The adversarial methods, SNR and SOAR beat ERM by ≥ 0.037 on seed 0; SGR, SN and GN
+(at the paper's λ converted to pixels, issue 14) only on the mean over three seeds; global SNR (λ = 3e-4, 3e-3 and 1e-2 tried) stays at ERM's
 level, as Roth et al. 2019 find the global regularizer much weaker than the data-dependent one,
 so it is checked to train, not to be more robust.
 """
@@ -14,8 +14,8 @@ import pytest
 from experiments.mnist5k_methods import METHODS, run_method
 
 STRONG = ("adversarial_pgd_linf", "adversarial_fgsm", "adversarial_pgd_l2", "adversarial_wrm",
-          "snr", "gn", "soar")
-WEAK = ("sgr", "sn")
+          "snr", "soar")
+WEAK = ("sgr", "sn", "gn")
 SEEDS = (0, 1, 2)
 
 

@@ -117,6 +117,38 @@ def test_max_pool_ties_gradient_is_split_but_mass_preserving():
     np.testing.assert_allclose(g_ours, 0.25 * jnp.ones_like(x))
 
 
+@pytest.mark.parametrize("shape,window,padding", [
+    ((2, 8, 8, 3), (2, 2), "VALID"),
+    ((2, 7, 9, 2), (2, 2), "SAME"),
+    ((1, 9, 6, 2), (3, 2), "VALID"),
+])
+def test_max_pool_first_tie_rule_equals_flax_gradient_with_ties(shape, window, padding):
+    """``ties="first"`` reproduces flax.linen.max_pool's (= PyTorch's) gradient exactly when
+    windows hold several equal maxima: values quantized to 3 levels, zeros everywhere else."""
+    rng = np.random.default_rng(1)
+    x = (rng.integers(0, 3, size=shape) * (rng.random(shape) < 0.5)).astype(np.float32)
+    ct = rng.normal(size=nn.max_pool(jnp.zeros(shape), window, strides=window, padding=padding).shape)
+    ours, vjp_ours = jax.vjp(lambda x: max_pool(x, window, padding=padding, ties="first"), x)
+    ref, vjp_ref = jax.vjp(lambda x: nn.max_pool(x, window, strides=window, padding=padding), x)
+    np.testing.assert_array_equal(ours, ref)
+    g_ours, g_ref = vjp_ours(ct.astype(np.float32))[0], vjp_ref(ct.astype(np.float32))[0]
+    np.testing.assert_array_equal(g_ours, g_ref)
+    # the default rule differs exactly on the tied windows (the test is not vacuous)
+    g_split = jax.vjp(lambda x: max_pool(x, window, padding=padding), x)[1](ct.astype(np.float32))[0]
+    assert np.any(np.abs(g_split - g_ref) > 1e-3)
+    np.testing.assert_allclose(np.sum(g_split), np.sum(g_ref), rtol=1e-5)
+
+
+def test_global_max_pool_first_tie_rule():
+    x = jnp.zeros((2, 3, 3, 2)).at[0, 1, 1, 0].set(1.0)
+    g = jax.grad(lambda x: global_max_pool(x, ties="first").sum())(x)
+    ref = jax.grad(lambda x: nn.max_pool(x, (3, 3), strides=(3, 3)).sum())(x)
+    np.testing.assert_array_equal(g, ref)
+    assert float(g[1, 0, 0, 0]) == 1.0 and float(g.sum()) == 4.0
+    with pytest.raises(ValueError, match="ties"):
+        global_max_pool(x, ties="random")
+
+
 def test_max_pool_jit_and_bad_arguments():
     x = jnp.arange(32.0).reshape(1, 4, 4, 2)
     np.testing.assert_array_equal(jax.jit(lambda x: max_pool(x, 2))(x),
@@ -129,6 +161,8 @@ def test_max_pool_jit_and_bad_arguments():
         max_pool(x, 5)
     with pytest.raises(ValueError, match=r"\[B, H, W, C\]"):
         max_pool(x[0], 2)
+    with pytest.raises(ValueError, match="ties"):
+        max_pool(x, 2, ties="last")
 
 
 def test_global_max_pool():

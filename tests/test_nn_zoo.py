@@ -402,3 +402,28 @@ def test_bad_hyperparameters(name, kw, match):
 def test_direct_construction_validates_num_classes():
     with pytest.raises(ValueError, match="num_classes"):
         rnn.SGRCNN(num_classes=1)
+
+
+def test_pool_ties_first_gives_flax_max_pool_input_gradient(monkeypatch):
+    """``pool_ties="first"``: the zoo CNN's input gradient on MNIST digits (flat black background,
+    many tied 2x2 windows) equals that of the same network built on ``flax.linen.max_pool`` —
+    the PyTorch rule — while the default ``"split"`` rule differs on these inputs."""
+    from robustjax.data import load
+    from robustjax.nn import convnets
+
+    x = jnp.asarray(load("mnist-5k", "test").images[:2, 6:22, 6:22])  # 16x16 centre crops
+    model = rnn.create("sgr_cnn", 10, pool_ties="first", mean=0.1311, std=0.3083)
+    params = model.init(KEY, x)
+
+    def grad(m=model):
+        return jax.jit(jax.grad(lambda x: jnp.sum(m.apply(params, x)[:, 3])))(x)
+
+    g_first = grad()
+    g_split = grad(model.clone(pool_ties="split"))
+    monkeypatch.setattr(convnets, "max_pool", lambda x, window, strides, padding, ties:
+                        nn.max_pool(x, window, strides=strides, padding=padding))
+    g_flax = grad()
+    np.testing.assert_allclose(g_first, g_flax, rtol=1e-5, atol=1e-7)
+    assert float(jnp.mean(jnp.sign(g_split) != jnp.sign(g_flax))) > 0.01
+    with pytest.raises(ValueError, match="pool_ties"):
+        rnn.create("sgr_cnn", 10, pool_ties="last")

@@ -79,6 +79,23 @@ def test_adversarial_loss_is_cross_entropy_at_the_pgd_point():
     assert float(expected) > float(optax.softmax_cross_entropy_with_integer_labels(logits_fn(x), y).mean())
 
 
+def test_adversarial_sum_form_is_roths_eq_14():
+    """``combine="sum"``: ℓ(x) + λ·ℓ(x_adv) with λ > 1 allowed (Roth et al. 2019 eq. 14)."""
+    model, x, y = _setup()
+    state, _ = _state(model, x, "adversarial")
+    kw = {"attack": "pgd_linf", "eps": 0.1, "steps": 2, "step_size": 0.05, "random_start": False}
+    loss, _ = make_objective("adversarial", model, lam=2.0, combine="sum", **kw)(
+        state.params, state, (x, y), KEY)
+    f = lambda z: model.apply(state.variables(), z, train=False)  # noqa: E731
+    x_adv = attacks.pgd(f, x, y, eps=0.1, norm=jnp.inf, step_size=0.05, steps=2, random_start=False)
+    ce = lambda z: optax.softmax_cross_entropy_with_integer_labels(f(z), y).mean()  # noqa: E731
+    np.testing.assert_allclose(loss, ce(x) + 2.0 * ce(x_adv), rtol=1e-5)
+    with pytest.raises(ValueError, match="combine='sum'"):
+        make_objective("adversarial", model, lam=2.0, **kw)
+    with pytest.raises(ValueError, match="combine"):
+        make_objective("adversarial", model, combine="max", **kw)
+
+
 def test_gn_loss_and_parameter_gradient_match_independent_computation():
     model, x, y = _setup()
     state, _ = _state(model, x, "gn")
@@ -97,13 +114,19 @@ def test_gn_loss_and_parameter_gradient_match_independent_computation():
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
 
 
-def test_snr_warm_start_state_advances_and_penalty_matches_regularizer():
+@pytest.mark.parametrize("start", ["random", "previous"])
+def test_snr_start_and_penalty_matches_regularizer(start):
+    """``start="random"`` (default): the power iteration starts from N(0, I) drawn from the
+    step's key; ``"previous"``: from the state's vectors. Either way the penalty is the
+    regularizer's from that start and the state keeps the new vectors."""
     model, x, y = _setup()
     state, _ = _state(model, x, "snr", iters=4)
-    objective = make_objective("snr", model, form="jacobian", lam=0.1, iters=4)
+    objective = make_objective("snr", model, form="jacobian", lam=0.1, iters=4,
+                               **({} if start == "random" else {"start": start}))
     loss, aux = objective(state.params, state, (x, y), KEY)
     logits_fn = lambda z: model.apply(state.variables(), z, train=False)
-    penalty, v = regularizers.jacobian_spectral_penalty(logits_fn, x, iters=4, v0=state.method_state["v"])
+    v0 = jax.random.normal(KEY, x.shape) if start == "random" else state.method_state["v"]
+    penalty, v = regularizers.jacobian_spectral_penalty(logits_fn, x, iters=4, v0=v0)
     np.testing.assert_allclose(aux["metrics"]["penalty"], penalty, rtol=1e-5)
     np.testing.assert_allclose(aux["method_state"]["v"], v, rtol=1e-5, atol=1e-6)
     assert not np.allclose(aux["method_state"]["v"], state.method_state["v"])
@@ -117,7 +140,9 @@ def _soar_reference_parts(model, params, x, y, key, *, lam, eps, alpha):
 
     @jax.jit
     def parts(params):
-        x_eval = regularizers.soar_evaluation_point(f(params), x, y, eps=eps, key=point_key)
+        # PGD1 point: one step of size α from x + η (§4.2, after eq. 11)
+        x_eval = regularizers.soar_evaluation_point(f(params), x, y, eps=eps, key=point_key,
+                                                    step_size=alpha)
         g_ce = jax.grad(lambda p: optax.softmax_cross_entropy_with_integer_labels(
             f(p)(x_eval), y).mean())(params)
         g_r = jax.grad(lambda p: lam * regularizers.soar_penalty(
@@ -131,7 +156,7 @@ def _soar_reference_parts(model, params, x, y, key, *, lam, eps, alpha):
 def soar_reference():
     model, x, y = _setup(batch=8)
     state, _ = _state(model, x, "soar")
-    kw = dict(lam=0.5, eps=0.1, alpha=0.1)
+    kw = dict(lam=0.5, eps=0.1, alpha=0.15)
     g_ce, g_r = _soar_reference_parts(model, state.params, x, y, KEY, **kw)
     return model, state, x, y, kw, g_ce, g_r
 
@@ -167,6 +192,7 @@ def test_soar_gradient_is_the_full_batch_gradient_with_the_papers_clip(microbatc
         ("adversarial", {"attack": "wrm"}, "gamma"),
         ("snr", {"lam": -1.0}, "lam"),
         ("snr", {"eps": 0.0}, "eps"),
+        ("snr", {"start": "warm"}, "start"),
         ("sgr", {"source": "deepfool"}, "source"),
         ("sgr", {"kind": "sparse"}, "kind"),
         ("soar", {"eps": -1.0}, "eps"),
@@ -217,6 +243,22 @@ def test_sgr_shared_forward_matches_straightforward_objective(source, kind):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7)
     for a, b in zip(jax.tree_util.tree_leaves(grads), jax.tree_util.tree_leaves(ref_grads)):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+
+
+def test_sgr_uncentered_adds_the_first_order_term_of_eq_12():
+    """``uncentered=True`` adds −λ·mean_i g_iᵀμ (SGR eq. 12), μ the rescaled running mean of the
+    perturbations (``covariance_mean``) and g = ∇ₓ log φ_y at the data."""
+    model, x, y = _setup(batch=6)
+    kw = {"lam": 0.5, "kind": "diagonal", "source": "fgsm", "eps": 0.1}
+    state, _ = _state(model, x, "sgr", **kw)
+    centered, aux = make_objective("sgr", model, **kw)(state.params, state, (x, y), KEY)
+    uncentered, _ = make_objective("sgr", model, uncentered=True, **kw)(state.params, state, (x, y), KEY)
+    f = lambda z: model.apply({"params": state.params}, z, train=False)  # noqa: E731
+    g = regularizers.log_likelihood_input_gradient(f, x, y)
+    mu = regularizers.covariance_mean(aux["method_state"])
+    first_order = float(jnp.mean(jnp.sum((g * mu).reshape(6, -1), axis=1)))
+    assert abs(first_order) > 1e-6
+    np.testing.assert_allclose(float(uncentered) - float(centered), -0.5 * first_order, rtol=1e-4)
 
 
 def test_gn_shared_forward_matches_straightforward_objective_on_a_cnn():

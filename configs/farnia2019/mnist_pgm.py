@@ -3,16 +3,9 @@
 
 ε = 0.05·E‖X‖₂, r = 15 iterations of α = 2ε/r (§5), no random start (eq. 6 starts at x).
 
-Units: ε and γ are given relative to E‖X‖₂ (§5); ``relative_to_mean_norm`` multiplies them by the
-mean ℓ2 norm of the training images in our [0, 1] pixel units. Caveat for CIFAR10/SVHN: the paper's
-"ε ≈ 2.44 for CIFAR10" (§5) equals 0.05·√(28·28·3) — Zhang et al.'s 28×28 crops with per-image
-whitening, where ‖x‖₂ = √D — so the paper's E‖X‖₂ is measured on whitened inputs and its ε is, in
-pixel units, about 0.05·√D·σ_image (≈ 0.6 for 32×32 CIFAR-10), roughly half of 0.05·E‖x‖₂ in [0, 1]
-pixels (≈ 1.5; the pixel norm includes the mean intensity, whitening removes it). No config key
-expresses "relative to the mean norm of the standardized input"; for the paper's absolute radius
-set ``method_kwargs.relative_to_mean_norm=False`` and ``method_kwargs.eps=0.6``,
-``method_kwargs.step_size=0.08``. MNIST (Sinha et al.'s unwhitened [0, 1] inputs) needs no such
-correction.
+Units (``robustjax.units``): ε and γ are relative to E‖X‖₂ (§5), and Sinha et al.'s MNIST inputs are
+unwhitened [0, 1] pixels, our units: ``relative_to_mean_norm`` multiplies them by the mean ℓ2 norm
+of the training images (``config.units.space = "pixel"``, the default).
 
 Spectral normalization (eq. 9, Algorithm 1): W / max(1, σ(W)/β) on every conv/dense operator, β
 cross-validated per row of Table 1 "from 4-6 values"; the sweep is β ∈ {1, 1.3, 1.6, 2, 4, ∞}:

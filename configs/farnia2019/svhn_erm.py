@@ -30,7 +30,7 @@ def get_config():
     config.optimizer.name = "sgd"
     config.optimizer.learning_rate = 0.01
     config.optimizer.momentum = 0.9
-    config.evaluation.suite = "farnia-cifar10"
+    config.evaluation.suite = "farnia-svhn"
     config.method = "erm"
     config.sn_beta = None
     return config

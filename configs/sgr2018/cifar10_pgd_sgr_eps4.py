@@ -8,16 +8,21 @@ SGR (Algorithm 1): running covariance of the perturbations with EMA decay β = 0
 default), rescaled so its average diagonal entry equals the data set's (§3.3: λ is then a
 noise-to-signal ratio), as a covariance function of pixel displacement (eq. 16; §4.4: "we did not
 observe any loss of performance ... when using the covariance function instead of the full
-covariance matrix"; ``--set method_kwargs.kind="full"`` for the full matrix). Perturbations on the
-predicted labels (App. 7.2).
+covariance matrix"; ``--set method_kwargs.kind="full"`` for the full matrix), applied as its nearest
+positive semi-definite stationary kernel (``psd=True``, robustjax's default: the raw
+rounded-distance function is indefinite; ``--set method_kwargs.psd=False`` for the paper's raw
+function). Perturbations on the predicted labels (App. 7.2).
 
 Training (§4.1 and App. 7.4): the CIFAR10 CNN of Table 5 (``sgr_cnn``, widths
-64-64-128-128-256-256-10), Adam with learning rate 0.001, minibatch 128, 50 epochs; 4-pixel zero
-pad + random crop + horizontal flip with probability 1/2 "for both data sets". The paper shifts
-CIFAR10 by −0.5 so that padding adds mid-range pixels (footnote 3); our augmentation pads with
-zeros (black), which no config key changes. Units: the paper gives ε "in units of 1/255" (§4.1,
-Table 2), i.e. ε = 4/255 in our [0, 1] pixel units (the model standardizes inside, as the paper's
-classifier does).
+64-64-128-128-256-256-10), Adam with learning rate 0.001, minibatch 128, 50 epochs; 4-pixel zero pad
++ random crop + horizontal flip with probability 1/2 "for both data sets". The paper shifts CIFAR10
+by −0.5 so that padding adds mid-range pixels (footnote 3); we pad with 0.5 in [0, 1] pixels
+(``augment_kwargs.fill``), the same mid-range value. Units: the paper gives ε "in units of 1/255"
+(§4.1, Table 2), i.e. ε = 4/255 in our [0, 1] pixel units (the model standardizes inside, as the
+paper's classifier does).
+
+Units (``robustjax.units``): strengths are in [0, 1] pixels as written (ε "in units of 1/255");
+DeepFool's ρ is also reported in the paper's per-image standardized space (``units.rho_space``).
 """
 
 from robustjax.configs import base_config
@@ -31,10 +36,12 @@ def get_config():
     config.epochs = 50
     config.batch_size = 128
     config.augment = True
+    config.augment_kwargs.fill = 0.5  # footnote 3: padding adds mid-range pixels
     config.optimizer.name = "adam"
     config.optimizer.learning_rate = 1e-3
     config.evaluation.suite = "sgr-table3-cifar10"
     config.method = "sgr"
     config.method_kwargs = {"lam": 0.5, "kind": "function", "source": "pgd", "eps": 4 / 255,
                             "beta": 0.1, "steps": 10}
+    config.units.rho_space = "per_image"
     return config

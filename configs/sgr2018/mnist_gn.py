@@ -8,6 +8,14 @@ Training (§4.1 and App. 7.4): the MNIST CNN of Table 5 (``sgr_cnn``, widths
 the paper says it did (§4.1: "for both data sets"), so it is kept here. Units: the paper gives ε
 "in units of 1/255" (§4.1, Table 2), i.e. ε = 32/255 in our [0, 1] pixel units (the model
 standardizes inside, as the paper's classifier does).
+
+Units (``robustjax.units``): λ multiplies ½‖∇ log φ_y‖² taken with respect to the classifier's
+input, which the paper standardizes per image (§4.1: "We also scale each image to have zero mean
+and unit variance when it is passed to the classifier"). In [0, 1] pixels ∇ₓ = ∇_z/s, so the config
+states the paper's λ in the ``per_image`` space (``config.units.space``) and robustjax trains with
+λ·s² = 5.0·0.3081² = 0.4746 (s: the data set's pixel std, assumed equal to the per-image std — 1 %
+apart on mnist-5k). DeepFool's ρ is reported in the same per-image standardized space
+(``config.units.rho_space``) next to pixels.
 """
 
 from robustjax.configs import base_config
@@ -26,4 +34,6 @@ def get_config():
     config.evaluation.suite = "sgr-table3-mnist"
     config.method = "gn"
     config.method_kwargs = {"lam": 5.0}
+    config.units.space = "per_image"  # λ·s² in pixels
+    config.units.rho_space = "per_image"
     return config

@@ -11,6 +11,9 @@ Training (§4.1 and App. 7.4): the MNIST CNN of Table 5 (``sgr_cnn``, widths
 the paper says it did (§4.1: "for both data sets"), so it is kept here. Units: the paper gives ε
 "in units of 1/255" (§4.1, Table 2), i.e. ε = 32/255 in our [0, 1] pixel units (the model
 standardizes inside, as the paper's classifier does).
+
+Units (``robustjax.units``): strengths are in [0, 1] pixels as written (ε "in units of 1/255");
+DeepFool's ρ is also reported in the paper's per-image standardized space (``units.rho_space``).
 """
 
 from robustjax.configs import base_config
@@ -29,4 +32,5 @@ def get_config():
     config.evaluation.suite = "sgr-table3-mnist"
     config.method = "erm"
     config.optimizer.weight_decay = 2e-4
+    config.units.rho_space = "per_image"
     return config

@@ -5,7 +5,7 @@ Every attack takes ``logits_fn: x[B, ...] -> logits[B, K]``, the batch ``x``, la
 explicit ``key``; it validates its arguments in Python and runs as one jit-compiled program.
 """
 
-from robustjax.attacks.deepfool import deepfool, deepfool_robustness
+from robustjax.attacks.deepfool import DeepFoolRobustness, deepfool, deepfool_robustness
 from robustjax.attacks.fgm import fgm, fgsm
 from robustjax.attacks.noise import (
     gaussian_noise,
@@ -20,6 +20,7 @@ from robustjax.attacks.spatial import SPATIAL_STRENGTHS, rotate_translate, spati
 from robustjax.attacks.wrm import wrm
 
 __all__ = [
+    "DeepFoolRobustness",
     "SPATIAL_STRENGTHS",
     "deepfool",
     "deepfool_robustness",

@@ -34,7 +34,7 @@ def fgm(
     *,
     eps: float,
     norm: Any = 2,
-    clip: tuple[float, float] | None = None,
+    clip: tuple[float, float] | None = (0.0, 1.0),
     targeted: bool = False,
     loss: str = "ce",
 ) -> jax.Array:
@@ -43,7 +43,8 @@ def fgm(
     Returns ``x_adv = clip(x + eps · d)`` with ``d = g/‖g‖₂`` (``norm=2``, FGM) or ``sign(g)``
     (``norm=jnp.inf``, FGSM), ``g = ∇ₓℓ`` per example. ``y=None`` uses the predicted labels;
     ``targeted`` steps down the loss of target ``y``. ``loss`` is ``"ce"``, ``"cw"`` or ``"sos"``.
-    A zero gradient gives ``x_adv = x``.
+    A zero gradient gives ``x_adv = x``. ``clip`` is the data range (default ``(0, 1)``, as every
+    attack; ``None`` leaves it unclipped).
     """
     x, y, clip, _ = C.validate_common(logits_fn, x, y, targeted=targeted, loss=loss, clip=clip)
     C.check_eps(eps)

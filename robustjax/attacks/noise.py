@@ -35,7 +35,7 @@ INTER_CHANNEL = 0.5
 
 def uniform_noise(
     x: jax.Array, *, key: jax.Array, eps: float, norm: Any = math.inf,
-    clip: tuple[float, float] | None = None,
+    clip: tuple[float, float] | None = (0.0, 1.0),
 ) -> jax.Array:
     """``clip(x + δ)`` with ``δ`` uniform in the ε-ball of ``norm`` per example (SGR's RAND
     baseline, Table 3; ℓ2 radius ``ε·U^(1/d)``, exactly uniform)."""
@@ -48,7 +48,7 @@ def uniform_noise(
 
 
 def gaussian_noise(
-    x: jax.Array, *, key: jax.Array, sigma: float, clip: tuple[float, float] | None = None
+    x: jax.Array, *, key: jax.Array, sigma: float, clip: tuple[float, float] | None = (0.0, 1.0)
 ) -> jax.Array:
     """``clip(x + σ·z)``, ``z ~ N(0, I)`` (SOAR App. E, Table 7: spherical Gaussian noise)."""
     x = V.check_inputs(x)
@@ -102,7 +102,7 @@ def lrc_sample(key: jax.Array, shape: tuple[int, ...], *, decay_length: float,
 
 def lrc_noise(
     x: jax.Array, *, key: jax.Array, eps: float, decay_length: float,
-    clip: tuple[float, float] | None = None,
+    clip: tuple[float, float] | None = (0.0, 1.0),
 ) -> jax.Array:
     """``clip(x + ε·s)`` with ``s`` an LRC Gaussian field (SGR §4.3: decay length ζ, strength ε).
     ``x`` is NHWC."""

@@ -21,6 +21,7 @@ from jax.scipy.ndimage import map_coordinates
 
 from robustjax.attacks import _common as C
 from robustjax.core import losses as L
+from robustjax.core import norms as N
 from robustjax.core import validation as V
 
 SPATIAL_STRENGTHS = {
@@ -69,7 +70,7 @@ def spatial_grid(max_angle: float, max_shift: float, num_angles: int, num_shifts
 
 
 def _spatial_body(x, y, key, *, logits_fn, max_angle, max_shift, mode, num_angles, num_shifts,
-                  n, loss):
+                  n, loss, clip):
     y = C.labels_or_predictions(logits_fn, x, y)
     b = x.shape[0]
     bshape = (-1,) + (1,) * (x.ndim - 1)
@@ -94,13 +95,14 @@ def _spatial_body(x, y, key, *, logits_fn, max_angle, max_shift, mode, num_angle
         return jnp.where(better.reshape(bshape), xt, best_x), jnp.where(better, s, best_s)
 
     best_x, _ = lax.fori_loop(1, params.shape[0], step, (x0, s0))
-    return best_x
+    # bilinear weights sum to ≤ 1, so the image stays in range up to float rounding
+    return N.clip_to_range(best_x, clip)
 
 
 def spatial(
     logits_fn: Callable, x: jax.Array, y: jax.Array | None, *, max_angle: float,
     max_shift: float, mode: str = "grid", num_angles: int = 5, num_shifts: int = 3, n: int = 1,
-    key: jax.Array | None = None, loss: str = "cw",
+    key: jax.Array | None = None, loss: str = "cw", clip: tuple[float, float] | None = (0.0, 1.0),
 ) -> jax.Array:
     """Worst-case rotation (±``max_angle`` degrees) and translation (±``max_shift`` of the image
     size) per example (SOAR App. D; strengths in ``SPATIAL_STRENGTHS``).
@@ -108,9 +110,10 @@ def spatial(
     ``mode="grid"``: the worst of the ``num_angles × num_shifts × num_shifts`` grid;
     ``mode="random"``: the worst of ``n`` uniformly random transforms per example (needs ``key``;
     ``n=1`` is one random transform). "Worst" maximizes ``loss`` (default ``"cw"``, positive iff
-    misclassified). ``y=None`` uses the predicted labels.
+    misclassified). ``y=None`` uses the predicted labels. ``clip``: the data range of the output
+    (default ``(0, 1)``; bilinear resampling with zero fill stays inside it up to rounding).
     """
-    x, y, _, _ = C.validate_common(logits_fn, x, y, loss=loss)
+    x, y, clip, _ = C.validate_common(logits_fn, x, y, loss=loss, clip=clip)
     if x.ndim != 4:
         raise ValueError(f"x must be a batch of NHWC images [B, H, W, C]; got shape {x.shape}")
     if loss == "sos":
@@ -128,6 +131,6 @@ def spatial(
             raise ValueError("key must be a jax.random key when mode='random'; got None")
     static = dict(
         logits_fn=logits_fn, max_angle=float(max_angle), max_shift=float(max_shift), mode=mode,
-        num_angles=num_angles, num_shifts=num_shifts, n=n, loss=loss,
+        num_angles=num_angles, num_shifts=num_shifts, n=n, loss=loss, clip=clip,
     )
     return C.run_jitted(_spatial_body, (x, y, key), static)

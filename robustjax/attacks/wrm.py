@@ -58,7 +58,7 @@ def wrm(
     gamma: float,
     steps: int,
     step_size: float | None = None,
-    clip: tuple[float, float] | None = None,
+    clip: tuple[float, float] | None = (0.0, 1.0),
     unroll: bool | int | None = None,
 ) -> jax.Array:
     """Sinha et al.'s WRM attack: ``argmax_{x'} ℓ(f(x'), y) − γ‖x' − x‖₂²`` (Farnia eq. 7).
@@ -67,7 +67,8 @@ def wrm(
     ``x + ∇(εℓ)`` with ``ε = 1/(2γ)``, then ``steps`` updates ``x' += (∇(εℓ) − (x' − x))/√(t+2)``
     (``steps + 1`` gradient evaluations). A float ``step_size`` η instead runs ``steps`` updates
     ``x' += η(∇(εℓ) − (x' − x))`` from ``x`` (gradient ascent on the Lagrangian with rate ``εη``).
-    No projection; ``clip`` (default none) is applied after each update. ``y=None`` attacks the
+    No projection; ``clip`` (default ``(0, 1)``, the data range; ``None`` for none) is applied after
+    each update. ``y=None`` attacks the
     predicted labels. ℓ is softmax cross-entropy. ``unroll`` as in :func:`pgd` (``None``: unrolled
     up to 20 steps, rolled beyond).
     """

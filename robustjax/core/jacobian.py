@@ -145,6 +145,7 @@ def jacobian_by_regression(
     key: jax.Array,
     num_samples: int | None = None,
     scale: float = 1e-3,
+    activations: str = "fixed",
 ) -> jax.Array:
     """Per-example Jacobian ``[B, K, D]`` by linear regression (Roth et al. 2019, App. 7.4).
 
@@ -154,9 +155,18 @@ def jacobian_by_regression(
     more stable than differencing along basis vectors. ``num_samples`` defaults to ``2 D``
     and must be > D for a determined fit. One example at a time (``lax.map``) to bound
     memory.
+
+    ``activations``: ``"fixed"`` (default, the paper's: "we run a set of randomly perturbed
+    versions of x through the network (with fixed activation functions)") evaluates the network
+    with every activation held at its value's slope at ``x`` — the network linearized at ``x``
+    (``jax.linearize``), which for piecewise-linear nets (ReLU, max-pool) is exactly the net with
+    its activation pattern frozen — so the fit recovers ``J`` for any ``scale``. ``"live"`` runs
+    the network itself: perturbations that cross activation boundaries bias the fit, so keep
+    ``scale`` small.
     """
     x = check_inputs(x, name="x")
     check_positive(scale, name="scale")
+    check_choice(activations, name="activations", allowed=("fixed", "live"))
     d = int(x[0].size)
     num_samples = 2 * d if num_samples is None else check_positive_int(num_samples, name="num_samples")
     if num_samples <= d:
@@ -166,7 +176,11 @@ def jacobian_by_regression(
     def one(args):
         xi, ki = args
         delta = scale * jax.random.normal(ki, (num_samples,) + xi.shape, xi.dtype)
-        out = logits_fn(xi[None] + delta)  # [N, K]
+        if activations == "live":
+            out = logits_fn(xi[None] + delta)  # [N, K]
+        else:  # the network with its activations frozen at x: f(x) + J δ
+            y0, lin = jax.linearize(logits_fn, xi[None])
+            out = y0 + jax.vmap(lambda d: lin(d[None])[0])(delta)
         dc = delta.reshape(num_samples, d)
         dc = dc - dc.mean(0)
         yc = out - out.mean(0)

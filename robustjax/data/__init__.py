@@ -12,6 +12,7 @@ One format everywhere: a :class:`Dataset` of read-only NumPy arrays, images floa
 
 from robustjax.data.augmentation import (
     augment_pad_crop_flip,
+    augmentation,
     pad_crop_flip,
     pad_crop_flip_offsets,
 )
@@ -31,6 +32,7 @@ __all__ = [
     "SYNTHETIC",
     "TFDS_DATASETS",
     "augment_pad_crop_flip",
+    "augmentation",
     "batches",
     "channel_stats",
     "dataset_stats",

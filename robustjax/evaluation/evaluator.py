@@ -65,6 +65,7 @@ def evaluate(
     progress: bool = True,
     checks: bool = True,
     name: str | None = None,
+    rho_space: Callable | None = None,
     mesh: Mesh | None = None,
 ) -> RobustnessReport:
     """Run a suite of attacks over ``data`` in chunks; return a :class:`RobustnessReport`.
@@ -90,6 +91,9 @@ def evaluate(
       progress: show a tqdm progress bar (examples processed).
       checks: run the gradient-masking checks (``masking.check_report``).
       name: a label for the report (defaults to the suite name).
+      rho_space: ``T(x)`` mapping a batch of inputs to the input space a paper measured DeepFool's
+        ρ in (``robustjax.units.space_transform``, e.g. ``"per_image"`` for SGR Table 3); then
+        DeepFool also reports ``rho_space = mean_i ‖T(x_i + r_i) − T(x_i)‖₂/‖T(x_i)‖₂``.
       mesh: the 1-D ``"data"`` device mesh the chunks are split over (default: every device of
         every process, ``robustjax.core.sharding.data_mesh()``). With several processes every
         process calls ``evaluate`` with the same arguments and gets the same report.
@@ -97,8 +101,12 @@ def evaluate(
     Robust accuracy follows RobustBench/AutoAttack: correct on the clean input *and* every attack
     of the threat model fails. Invariants (robust ≤ each attack ≤ clean) are checked before
     returning. DeepFool (Moosavi-Dezfooli et al. 2016, eq. 2) also reports
-    ``rho = mean_i ‖r_i‖₂/‖x_i‖₂`` over the evaluated points (SGR Table 3, "FOOL").
+    ``rho = mean_i ‖r_i‖₂/‖x_i‖₂`` over the evaluated points (SGR Table 3, "FOOL"), in pixels and
+    (with ``rho_space``) in the paper's units, and ``fooled``, the fraction of evaluated points
+    whose prediction it changed (ρ of a clipped run averages unfooled points too).
     """
+    if rho_space is not None and not callable(rho_space):
+        raise ValueError(f"rho_space must be None or a callable x -> T(x); got {rho_space!r}")
     if not callable(logits_fn):
         raise ValueError(f"logits_fn must be callable x[B, ...] -> logits[B, K]; got {logits_fn!r}")
     specs = _suites.resolve_suite(suite)
@@ -126,7 +134,7 @@ def evaluate(
     if any(s.eps_scale == "mean_l2_norm" for s in specs):
         scale = mean_l2_norm(images)
     runs = P.plan_runs(specs, key, scale)
-    P.attach_programs(logits_fn, runs)
+    P.attach_programs(logits_fn, runs, rho_space)
     clean_fn = P.clean_program(logits_fn)
 
     # Per-example storage.
@@ -141,6 +149,7 @@ def evaluate(
             "pred": np.full(n, -1, np.int32), "margin": np.full(n, np.nan, np.float32),
             "norm_l2": np.full(n, np.nan, np.float32), "norm_linf": np.full(n, np.nan, np.float32),
             "rel_l2": np.full(n, np.nan, np.float32), "finite": np.ones(n, bool),
+            "rel_l2_space": np.full(n, np.nan, np.float32),
             "evaluated": np.zeros(n, bool),
         })
 
@@ -159,8 +168,9 @@ def evaluate(
         ya = placement.place(clean["pred"][psel]) if attack_labels == "predicted" else ys
         res = placement.fetch(run.fn(xs, ya, ys, gidx, run.base_key, run.arg))
         k = sel.size
-        for f in ("pred", "margin", "norm_l2", "norm_linf", "rel_l2", "finite"):
-            st[f][sel] = res[f][:k]
+        for f in ("pred", "margin", "norm_l2", "norm_linf", "rel_l2", "finite", "rel_l2_space"):
+            if f in res:
+                st[f][sel] = res[f][:k]
         st["evaluated"][sel] = True
         return res["pred"][:k] != labels[sel]
 
@@ -213,7 +223,7 @@ def evaluate(
 
     results = []
     for run, st in zip(runs, store):
-        results.extend(P.results_of(run, st, labels, specs, scale))
+        results.extend(P.results_of(run, st, labels, specs, scale, clean["pred"]))
 
     meta = {
         "batch_size": batch_size,
@@ -226,6 +236,7 @@ def evaluate(
         "mean_l2_norm": scale,
         "determinism": determinism,
         "name": name or suite_name,
+        "rho_space": None if rho_space is None else getattr(rho_space, "space", "custom"),
     }
     report = RobustnessReport(
         suite=suite_name, specs=specs, labels=labels.astype(np.int32), clean_pred=clean["pred"],

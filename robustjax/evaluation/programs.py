@@ -128,11 +128,13 @@ def _clean_body(logits_fn, x, y):
     }
 
 
-def attack_body(call: Callable, *, per_example_keys: bool) -> Callable:
+def attack_body(call: Callable, *, per_example_keys: bool,
+                to_space: Callable | None = None) -> Callable:
     """``(logits_fn, x, y_attack, y_true, gidx, base_key, strength) -> per-example outcome``.
 
     Random attacks are ``vmap``-ed over examples with key ``fold_in(base_key, global_index)``;
-    deterministic ones run on the whole batch (examples are independent either way)."""
+    deterministic ones run on the whole batch (examples are independent either way). With
+    ``to_space`` the ratio ``‖T(x_adv) − T(x)‖/‖T(x)‖`` is also returned (``rel_l2_space``)."""
 
     def run(logits_fn, x, y_attack, y_true, gidx, base_key, strength):
         if per_example_keys:
@@ -153,13 +155,20 @@ def attack_body(call: Callable, *, per_example_keys: bool) -> Callable:
             "norm_linf": _norms.linf_norm(delta),
             "rel_l2": _norms.l2_norm(delta) / jnp.maximum(_norms.l2_norm(x), _FLOOR),
             "finite": jnp.all(jnp.isfinite(logits), axis=1),
-        }
+        } | ({} if to_space is None else {"rel_l2_space": _space_ratio(to_space, x, x_adv)})
 
     return run
 
 
-def attach_programs(logits_fn: Callable, runs: list[AttackRun]) -> None:
-    """One jitted program per spec for kinds with a traced strength, else per (spec, strength)."""
+def _space_ratio(to_space: Callable, x: jax.Array, x_adv: jax.Array) -> jax.Array:
+    t_x = to_space(x)
+    return _norms.l2_norm(to_space(x_adv) - t_x) / jnp.maximum(_norms.l2_norm(t_x), _FLOOR)
+
+
+def attach_programs(logits_fn: Callable, runs: list[AttackRun],
+                    rho_space: Callable | None = None) -> None:
+    """One jitted program per spec for kinds with a traced strength, else per (spec, strength);
+    DeepFool's program also measures ρ in ``rho_space`` when given."""
     for run in runs:
         spec = run.spec
         random = _registry.is_random(spec)
@@ -169,11 +178,14 @@ def attach_programs(logits_fn: Callable, runs: list[AttackRun]) -> None:
             strength = run.strength if spec.kind == "spatial" else run.eps
             run.arg = None
 
-        def build(spec=spec, strength=strength, random=random):
-            return attack_body(_registry.attack_call(spec, strength), per_example_keys=random)
+        to_space = rho_space if spec.kind in _suites.MINIMAL_KINDS else None
+
+        def build(spec=spec, strength=strength, random=random, to_space=to_space):
+            return attack_body(_registry.attack_call(spec, strength), per_example_keys=random,
+                               to_space=to_space)
 
         run.fn = _programs.compiled(
-            build, (logits_fn,), key=("evaluate/attack", repr(spec), strength, random))
+            build, (logits_fn,), key=("evaluate/attack", repr(spec), strength, random, to_space))
 
 
 def _apply(logits_fn, x):
@@ -193,7 +205,8 @@ def determinism(logits_fn: Callable, x: np.ndarray) -> dict[str, Any]:
     return {"eager_rel_diff": eager, "jit_rel_diff": jitted}
 
 
-def results_of(run: AttackRun, st: dict, labels: np.ndarray, specs, scale) -> list[AttackResult]:
+def results_of(run: AttackRun, st: dict, labels: np.ndarray, specs, scale,
+               clean_pred: np.ndarray) -> list[AttackResult]:
     spec = run.spec
     changed = st["evaluated"] & (st["pred"] != labels)
     common = dict(
@@ -207,7 +220,11 @@ def results_of(run: AttackRun, st: dict, labels: np.ndarray, specs, scale) -> li
     # DeepFool: one run, thresholded at each ℓ2 ε (success: adversarial with ‖δ‖₂ ≤ ε).
     ev = st["evaluated"]
     rho = float(np.mean(st["rel_l2"][ev])) if np.any(ev) else None
-    extras = {"rho": rho}
+    rho_space = st["rel_l2_space"][ev]
+    extras = {"rho": rho,
+              "rho_space": float(np.mean(rho_space)) if np.any(ev) and np.all(np.isfinite(rho_space))
+              else None,
+              "fooled": float(np.mean(st["pred"][ev] != clean_pred[ev])) if np.any(ev) else None}
     out = [AttackResult(threat=f"{spec.name} (minimal l2)", eps=None, eps_label="-",
                         success=changed, extras=dict(extras), **common)]
     for nominal in spec.eps:

@@ -81,7 +81,7 @@ def attack_call(spec: AttackSpec, strength: Any = None) -> Callable:
         def run(logits_fn, x, y, key, _strength=None):
             k = key if p["mode"] == "random" else None
             return A.spatial(
-                logits_fn, x, y, max_angle=max_angle, max_shift=max_shift, key=k, **p
+                logits_fn, x, y, max_angle=max_angle, max_shift=max_shift, key=k, clip=clip, **p
             )
 
         return run

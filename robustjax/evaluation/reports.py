@@ -95,12 +95,13 @@ def report_to_dict(report) -> dict[str, Any]:
                     "eps_value": _num(r["eps_value"]),
                     "threat": r["threat"],
                     "robust_acc": pct(r["accuracy"]),
+                    "conditional_acc": pct(r["conditional_accuracy"]),
                     "success_rate": pct(r["success_rate"]),
                     "mean_perturbation_norm": _num(r["mean_perturbation_norm"]),
                     "mean_margin_before": _num(r["mean_margin_before"]),
                     "mean_margin_after": _num(r["mean_margin_after"]),
                     "evaluated": r["evaluated"],
-                    **({"rho": _num(r["rho"])} if "rho" in r else {}),
+                    **{k: _num(r[k]) for k in ("rho", "rho_space", "fooled") if k in r},
                 }
                 for r in spec_rows
             ],
@@ -138,23 +139,49 @@ def _fmt(v: Any, nd: int = 4) -> str:
 
 
 def _table_rows(report) -> tuple[list[str], list[list[str]]]:
-    header = ["attack", "threat", "strength", "acc %", "success %", "mean ‖δ‖",
-              "margin before", "margin after"]
+    header = ["attack", "threat", "strength", "acc %", "acc of clean-correct %", "success %",
+              "mean ‖δ‖", "margin before", "margin after"]
     body = []
     for r in report.rows():
         strength = f"{r['strength_name']}={r['eps']}"
-        extra = f" (rho={r['rho']:.4g})" if r.get("rho") is not None else ""
+        extra = _rho_text(r, report.meta.get("rho_space"))
         body.append([
             r["attack"] + extra,
             r["norm"] or "-",
             strength,
             pct(r["accuracy"]),
+            pct(r["conditional_accuracy"]),
             pct(r["success_rate"]),
             _fmt(r["mean_perturbation_norm"]),
             _fmt(r["mean_margin_before"]),
             _fmt(r["mean_margin_after"]),
         ])
     return header, body
+
+
+def _rho_text(r: dict, space: str | None) -> str:
+    """DeepFool's ρ in pixels, in the paper's space and the fooled fraction, for tables."""
+    if r.get("rho") is None:
+        return ""
+    parts = [f"rho={r['rho']:.4g}"]
+    if r.get("rho_space") is not None:
+        parts.append(f"rho[{space}]={r['rho_space']:.4g}")
+    if r.get("fooled") is not None:
+        parts.append(f"fooled {pct(r['fooled'])}%")
+    return " (" + ", ".join(parts) + ")"
+
+
+def _rho_label(r, space: str | None) -> str:
+    """Bar label of a minimal-perturbation attack: ρ (pixels, the paper's space), fooled."""
+    e = r.extras
+    if e.get("rho") is None:
+        return r.attack
+    out = f"{r.attack}\nρ={e['rho']:.3g}"
+    if e.get("rho_space") is not None:
+        out += f", ρ[{space}]={e['rho_space']:.3g}"
+    if e.get("fooled") is not None:
+        out += f"\nfooled {100 * e['fooled']:.1f}%"
+    return out
 
 
 def format_table(report) -> str:
@@ -167,6 +194,8 @@ def format_table(report) -> str:
     out = [
         f"robustness [{report.suite}] on {report.n} examples: clean accuracy "
         f"{pct(report.clean_accuracy)}%, mean max-probability {pct(report.mean_max_prob)}%",
+        "(acc: correct on clean and attacked input; acc of clean-correct: the same among the "
+        "clean-correct points, Wen et al. 2020 App. D.2)",
         line(header),
         line(["-" * w for w in widths]),
     ]
@@ -270,9 +299,7 @@ def plot_report(report, path: str) -> None:
     for ax, panel in zip(axs.flat, panels):
         if panel == "categorical":
             labels = [f"{r.attack}\n{r.eps_label}" if r.eps_label != "-" else
-                      (f"{r.attack}\nρ={r.extras['rho']:.3g}" if r.extras.get("rho") is not None
-                       else r.attack)
-                      for r in categorical]
+                      _rho_label(r, report.meta.get("rho_space")) for r in categorical]
             vals = [100 * float(np.mean(r.robust_mask(cc))) for r in categorical]
             ax.bar(range(len(vals)), vals, color="tab:blue")
             ax.set_xticks(range(len(vals)))

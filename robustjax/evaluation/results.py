@@ -205,6 +205,9 @@ class RobustnessReport:
                 "eps": r.eps_label,
                 "eps_value": r.eps,
                 "accuracy": float(np.mean(r.robust_mask(cc))),
+                # Wen et al. 2020, App. D.2: "we only consider clean examples classified
+                # correctly originally" — the accuracy among the clean-correct points
+                "conditional_accuracy": float(np.sum(r.robust_mask(cc)) / max(np.sum(cc), 1)),
                 "success_rate": float(np.sum(r.success & ev & cc) / max(np.sum(ev & cc), 1)),
                 "mean_perturbation_norm": _mean(r.perturbation_norm[ev & r.success]),
                 "mean_margin_before": _mean(self.clean_margin[ev]),

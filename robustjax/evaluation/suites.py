@@ -14,9 +14,14 @@ The papers' own evaluation protocols are registered here under stable names (``l
 * ``soar-table6`` — SOAR App. D, Table 6: random rotation + translation, weak (±10°, ±5 %),
   medium (±30°, ±10 %), strong (±50°, ±30 %).
 * ``soar-table7`` — SOAR App. E, Table 7: additive Gaussian noise σ ∈ {0.05, 0.1, 0.15}.
-* ``farnia-mnist`` / ``farnia-cifar10`` — Farnia et al. 2019 §5: ℓ2 FGM and PGM (r = 15 steps,
-  α = 2ε/r) at ε = 0.05·E‖x‖₂ (ε *relative to the data's mean ℓ2 norm*, resolved at evaluation
-  time), and WRM with Lagrangian coefficient γ = 0.04·E‖x‖₂ (MNIST) / 0.002·E‖x‖₂ (CIFAR10).
+* ``farnia-mnist`` / ``farnia-cifar10`` / ``farnia-svhn`` — Farnia et al. 2019 §5: ℓ2 FGM and PGM
+  (r = 15 steps, α = 2ε/r) at ε ∈ {0.025, 0.05, 0.1}·E‖X‖₂ and WRM with Lagrangian coefficient
+  γ = 0.04·E‖X‖₂ (MNIST) / 0.002·E‖X‖₂ (CIFAR10, SVHN), E‖X‖₂ the mean norm of the paper's input.
+  MNIST inputs are [0, 1] pixels: the radii are relative to E‖x‖₂ of the evaluated data
+  (resolved at evaluation time). CIFAR10/SVHN inputs were whitened per image (‖z‖₂ = √D, see
+  ``robustjax.units``): the radii are converted to [0, 1] pixels here, ε = r·√D·s and
+  γ = 0.002·√D/s² with D = 32·32·3 and s the RMS of the data set's per-channel stds (CIFAR10
+  0.2508, SVHN 0.1987, taken as the per-image std).
 * ``wen-linf`` — Wen et al. 2020 App. B.1: ℓ∞ PGD, 10 steps of 2/255, ε ∈ {4, 8, 16}/255.
 * ``roth-l2-pga`` — Roth et al. 2019 §5 / Fig. 3 left: ℓ2 PGA, 10 iterations, α = 2ε/iters.
   The paper's radii (0.25 … 3.5, training ε = 1.75) are in standardized CIFAR-10 units (App.
@@ -296,6 +301,21 @@ def _farnia(gamma: float) -> tuple[AttackSpec, ...]:
     )
 
 
+def _farnia_whitened(s: float, gamma: float = 0.002, dim: int = 32 * 32 * 3) -> tuple[AttackSpec, ...]:
+    # Farnia et al. 2019 §5 on per-image whitened CIFAR10/SVHN (robustjax.units, ``per_image``):
+    # relative radius r·E‖z‖₂ = r·√D in the whitened space → r·√D·s pixels; γ·√D → γ·√D/s².
+    root_d = math.sqrt(dim)
+    eps = tuple(round(r * root_d * s, 4) for r in (0.025, 0.05, 0.1))
+    return (
+        AttackSpec("FGM", "fgm", eps=eps, norm=2),
+        AttackSpec(
+            "PGM-15", "pgd", eps=eps, norm=2,
+            params={"steps": 15, "step_size_factor": 2.0 / 15, "random_start": False},
+        ),
+        AttackSpec("WRM", "wrm", eps=(round(gamma * root_d / s**2, 4),), params={"steps": 15}),
+    )
+
+
 SUITES: dict[str, tuple[AttackSpec, ...]] = {
     "mnist-quick": (
         AttackSpec("FGSM", "fgsm", eps=(0.1, 0.2, 0.3), norm=INF),
@@ -331,7 +351,8 @@ SUITES: dict[str, tuple[AttackSpec, ...]] = {
     ),
     "soar-table7": (AttackSpec("Gaussian", "gaussian", eps=(0.05, 0.1, 0.15)),),
     "farnia-mnist": _farnia(0.04),
-    "farnia-cifar10": _farnia(0.002),
+    "farnia-cifar10": _farnia_whitened(0.25082),  # RMS of (0.2470, 0.2435, 0.2616)
+    "farnia-svhn": _farnia_whitened(0.19867),  # RMS of (0.1980, 0.2010, 0.1970)
     "wen-linf": (
         AttackSpec(
             "PGD-10", "pgd", eps=("4/255", "8/255", "16/255"), norm=INF,

@@ -25,6 +25,7 @@ import flax.linen as nn
 from robustjax.core.validation import check_choice, check_positive_int
 from robustjax.nn.conv import Conv
 from robustjax.nn.layers import (
+    POOL_TIES,
     Standardize,
     as_constant,
     check_mean_std,
@@ -54,6 +55,9 @@ class ZooModel(nn.Module):
     #: ``robustjax.nn.conv.Conv``: ``nn.Conv``'s parameters and values, faster derivatives on
     #: XLA:CPU (issue 7); pass ``conv=nn.Conv`` for the plain Flax layer.
     conv: Callable[..., nn.Module] = Conv
+    #: gradient rule of the non-overlapping max-pools at tied maxima (``layers.max_pool``):
+    #: "split" (equal shares, default) or "first" (Flax / PyTorch: all to the first maximum)
+    pool_ties: str = "split"
 
     def __post_init__(self):
         if isinstance(self.num_classes, bool) or not isinstance(self.num_classes, int) \
@@ -62,6 +66,7 @@ class ZooModel(nn.Module):
         mean, std = check_mean_std(self.mean, self.std)
         object.__setattr__(self, "mean", as_constant(mean))
         object.__setattr__(self, "std", as_constant(std))
+        check_choice(self.pool_ties, name="pool_ties", allowed=POOL_TIES)
         self._check()
         super().__post_init__()
 
@@ -141,7 +146,7 @@ class SGRCNN(ZooModel):
             x = nn.relu(self.conv(features=c, kernel_size=(3, 3), strides=(1, 1),
                                   padding=self.padding, name=f"conv{i + 1}")(x))
             if i in (1, 3):
-                x = max_pool(x, (2, 2), (2, 2), padding="VALID")
+                x = max_pool(x, (2, 2), (2, 2), padding="VALID", ties=self.pool_ties)
         x = _flatten(x)
         x = nn.relu(self.dense(features=f1, name="dense1")(x))
         x = nn.relu(self.dense(features=f2, name="dense2")(x))
@@ -179,7 +184,7 @@ class SOARCNN(ZooModel):
             x = nn.relu(self.conv(features=c, kernel_size=(3, 3), strides=(1, 1),
                                   padding=self.padding, name=f"conv{i + 1}")(x))
             if i in (1, 3):
-                x = max_pool(x, (2, 2), (2, 2), padding="VALID")
+                x = max_pool(x, (2, 2), (2, 2), padding="VALID", ties=self.pool_ties)
         x = _flatten(x)
         for i, h in enumerate(self.hidden):
             x = nn.relu(self.dense(features=h, name=f"dense{i + 1}")(x))
@@ -218,7 +223,7 @@ class CNN7(ZooModel):
         i = 0
         for item in plan:
             if item == "M":
-                x = max_pool(x, (2, 2), (2, 2), padding="VALID")
+                x = max_pool(x, (2, 2), (2, 2), padding="VALID", ties=self.pool_ties)
                 continue
             c, pad = item
             i += 1
@@ -228,7 +233,7 @@ class CNN7(ZooModel):
                              epsilon=BN_EPSILON, use_scale=self.bn_affine,
                              use_bias=self.bn_affine, name=f"bn{i}")(x)
             x = nn.relu(x)
-        x = global_max_pool(x)
+        x = global_max_pool(x, ties=self.pool_ties)
         return self._logits(x)
 
 

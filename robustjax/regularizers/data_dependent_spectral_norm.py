@@ -15,8 +15,10 @@ Two forms:
   paper trained with (Table 1: ``λ = 1e-2``, ``ε = 1.75``, ``ITERS = 10``). Note there is no
   division by ``ε²``: ``λ`` absorbs it, and the value is ≈ ``ε² σ²`` for small ``ε``.
 
-Both return ``(penalty, v)``; feed ``v`` back as ``v0`` at the next step for a warm start
-(the paper: "Let v0 be a random vector or an approximation to the dominant right singular vector").
+Both return ``(penalty, v)``. ``v0`` is a start of the power iteration (the paper: "Let v0 be a
+random vector or an approximation to the dominant right singular vector"): a random vector, or
+*this* example's vector from earlier. A previous batch's ``v`` belongs to other examples after
+shuffling and is no better than a random start (measured: ``robustjax.training.objectives.snr``).
 The model is called as ``logits_fn``; when it contains BatchNorm, pass its inference-mode
 function so that examples stay independent. Called outside a trace with a pytree ``logits_fn``
 (``jax.tree_util.Partial(model.apply, variables)``, an NNX or Equinox module), each penalty runs

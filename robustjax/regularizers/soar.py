@@ -206,9 +206,11 @@ def soar_evaluation_point(
     * ``"random"``: ``x' = x + η``, ``η`` uniform in the ε-ball (ℓ∞: ``η_i ~ U(−ε, ε)``).
     * ``"pgd1"`` (the paper's choice, App. A): one PGD step from the random start,
       ``x' = Π_ε(x + η + step_size · d(∇ℓ(x + η)))`` with ``d = sign`` for ℓ∞, ``g/‖g‖₂`` for ℓ2
-      (the PDF prints ``x + η + α∇ℓ(x + η)``; "one step of PGD adversary" with the PGD
-      steepest-ascent direction and projection is implemented). ``step_size`` defaults to
-      ``eps`` (App. C uses 8/255 = ε). ``y=None`` uses the predicted labels.
+      (the PDF prints ``x + η + α∇ℓ(x + η)`` after eq. 11 and ``x + η + ε_step∇ℓ(x + η)`` in
+      §4.2; "one step of PGD adversary" with the PGD steepest-ascent direction and projection is
+      implemented). The step is the FD parameter α of eq. 11 (App. C: α = 8/255, which happens
+      to equal Table 1's ε = 8/255); the SOAR objective passes ``step_size=alpha``. Without a
+      ``step_size`` this function steps ``eps``. ``y=None`` uses the predicted labels.
 
     The result is clipped to ``clip`` and is a constant (``stop_gradient``), as an attack is.
     """

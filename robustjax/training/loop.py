@@ -30,6 +30,7 @@ from tqdm.auto import tqdm
 from robustjax import data as rj_data
 from robustjax import nn as rj_nn
 from robustjax.core import sharding
+from robustjax import units
 from robustjax.training import checkpoints
 from robustjax.training.objectives import init_method_state, make_objective
 from robustjax.training.optimizers import make_optimizer
@@ -96,19 +97,11 @@ def build_run(config) -> Run:
 
 
 def method_kwargs_of(config, train_data) -> dict:
-    """The method's hyper-parameters, with radii given relative to E‖x‖₂ resolved.
-
-    With ``relative_to_mean_norm: True`` (Farnia et al. §5: ε = 0.05·E‖x‖₂, WRM γ = 0.002 or
-    0.04·E‖x‖₂), ``eps``, ``step_size`` and ``gamma`` are multiplied by the mean ℓ2 norm of
-    the training images.
+    """The method's hyper-parameters in [0, 1] pixel units (``robustjax.units``): strengths a
+    paper stated in another input space (``config.units.space``) converted, and radii given
+    relative to E‖x‖₂ (``relative_to_mean_norm``, Farnia et al. §5) resolved on the train images.
     """
-    kwargs = dict(config.get("method_kwargs", {}) or {})
-    if kwargs.pop("relative_to_mean_norm", False):
-        images = np.asarray(train_data.images)
-        mean_norm = float(np.mean(np.sqrt(np.sum(images.reshape(len(images), -1) ** 2, axis=1))))
-        for name in ("eps", "step_size", "gamma"):
-            if kwargs.get(name) is not None:
-                kwargs[name] = float(kwargs[name]) * mean_norm
+    kwargs, _ = units.resolve_method_kwargs(config, np.asarray(train_data.images))
     return kwargs
 
 
@@ -210,7 +203,7 @@ def fit(config, workdir: str | os.PathLike, *, resume: bool = False, progress: b
 
     tx = make_optimizer(config.optimizer, steps_per_epoch=run.steps_per_epoch, epochs=config.epochs)
     objective = make_objective(config.method, run.model, **method_kwargs_of(config, run.train_data))
-    augment = rj_data.augment_pad_crop_flip if config.get("augment", False) else None
+    augment = rj_data.augmentation(config.get("augment", False), config.get("augment_kwargs", None))
     step_fn = jit_train_step(objective=objective, tx=tx, mesh=mesh, augment=augment)
     eval_fn = jit_eval_step(model=run.model, mesh=mesh)
 
