@@ -20,6 +20,7 @@ from robustjax.analysis import (
     plot_sigma_along_path,
     sigma_along_path,
 )
+from robustjax.analysis.plotting import run_colors
 from robustjax.analyze.context import chunked
 from robustjax.analyze.spec import Analysis
 
@@ -98,13 +99,33 @@ def _by_direction(results):
     return {f"{label}, {name}": r for label, rs in results.items() for name, r in rs.items()}
 
 
+def _styled(fig, results):
+    """One color per model, solid for the adversarial and dashed for the random direction (as
+    Roth Fig. 2), for a figure drawn from ``_by_direction(results)`` by ``median_band``."""
+    ax = fig.axes[0]
+    colors = run_colors(len(results))
+    labels = list(_by_direction(results))
+    lines = [ln for ln in ax.get_lines() if ln.get_label() in labels]
+    bands = list(ax.collections)
+    per_line = len(bands) == len(lines)
+    for i, line in enumerate(lines):
+        run, direction = divmod(labels.index(line.get_label()), len(DIRECTIONS))
+        line.set_color(colors[run])
+        line.set_linestyle("-" if DIRECTIONS[direction] == "adversarial" else "--")
+        if per_line:
+            bands[i].set_facecolor(colors[run])
+    ax.legend(fontsize=8, loc="best")
+    return fig
+
+
 def _linearity_figures(ctx, results):
     runs = _by_direction(results)
-    title = "Roth et al. 2019, Fig. 2 left: deviation from linearity of φ^(L−1)"
+    eps = _l2_training_eps(ctx)
     return {
-        "linearity": plot_local_linearity(runs, train_eps=_l2_training_eps(ctx), title=title),
-        "linearity_relative": plot_local_linearity(runs, relative=True, train_eps=_l2_training_eps(ctx),
-                                                   title=title + ", relative to its change"),
+        "linearity": _styled(plot_local_linearity(runs, train_eps=eps, title="Roth et al. 2019, Fig. 2 left: φ = φ^(L−1)"),
+                             results),
+        "linearity_relative": _styled(plot_local_linearity(
+            runs, relative=True, train_eps=eps, title="Roth et al. 2019, Fig. 2 left, relative: φ = φ^(L−1)"), results),
     }
 
 
@@ -130,7 +151,7 @@ ANALYSES = (
         "Roth et al. 2019, §5.2, Fig. 1",
         _alignment,
         lambda ctx, results: {"alignment": plot_perturbation_alignment(
-            results, title="Roth et al. 2019, Fig. 1: Jacobian spectrum and alignment of ℓ2 PGD perturbations")},
+            results, title="Roth et al. 2019, Fig. 1: Jacobian spectrum and alignment of ℓ2 PGD perturbations δ")},
         _alignment_headline,
         "Full SVD of the input Jacobian J_f(x) at each example; |cos| of the ℓ2 PGD perturbation δ "
         "(and of a Gaussian direction) with each right singular vector v_r.",
@@ -141,7 +162,7 @@ ANALYSES = (
         _alignment_eps,
         lambda ctx, results: {"alignment_eps": plot_alignment_vs_eps(
             results, train_eps=_l2_training_eps(ctx),
-            title="Roth et al. 2019, Fig. 3 right: alignment of ℓ2 PGD perturbations with v₁")},
+            title="Roth et al. 2019, Fig. 3 right: ℓ2 PGD perturbations")},
         _alignment_eps_headline,
         f"ℓ2 PGD at ε = {', '.join(f'{f:g}' for f in ALIGNMENT_EPS)} × eps_l2; mean |cos(δ_ε, v₁)|.",
     ),
@@ -156,9 +177,8 @@ ANALYSES = (
         "sigma_path", "Largest singular value of the Jacobian along a path",
         "Roth et al. 2019, §5.3, Fig. 2 right",
         _sigma_path,
-        lambda ctx, results: {"sigma_path": plot_sigma_along_path(
-            _by_direction(results), train_eps=_l2_training_eps(ctx),
-            title="Roth et al. 2019, Fig. 2 right: σ_max(J_f(x + z)) along adversarial and random directions")},
+        lambda ctx, results: {"sigma_path": _styled(plot_sigma_along_path(
+            _by_direction(results), train_eps=_l2_training_eps(ctx), title="Roth et al. 2019, Fig. 2 right"), results)},
         _sigma_headline,
         "σ_max of J_f(x + z) by warm-started power iteration (Roth eq. 11), adversarial and random directions.",
     ),

@@ -50,7 +50,7 @@ def _covariance_figures(ctx, results):
         "covariance_matrix": plot_perturbation_covariance(
             with_data, title=f"SGR 2018, Fig. 1: covariance of ℓ∞ PGD perturbations (ε = {eps:.3g}) and of the data"),
         "covariance_function": plot_covariance_function(
-            with_data, title="SGR 2018, Fig. 2: covariance function of ℓ∞ PGD perturbations vs pixel displacement"),
+            with_data, title=f"SGR 2018, Fig. 2: ℓ∞ PGD perturbations (ε = {eps:.3g})"),
     }
 
 

@@ -155,6 +155,13 @@ def _margin_loss_headline(ctx, r):
             f"adversarial, γ={r.gamma[mid]:.3g}": float(r.adversarial_loss[-1, mid])}
 
 
+def _gaps_figures(ctx, results):
+    fig = plot_generalization_gaps(results)
+    for ax in fig.axes:
+        ax.set_xlabel("model")
+    return {"gaps": fig}
+
+
 def _one(name, plot, **kw):
     return lambda ctx, results: {name: plot(results, **kw)}
 
@@ -167,7 +174,7 @@ ANALYSES = (
              _histograms, _one("histograms", plot_probability_and_loss_histograms), _histograms_headline,
              "Histograms of p_y = softmax(f(x))_y and of the cross-entropy −log p_y on the test examples."),
     Analysis("gaps", "Generalization gaps, clean and adversarial", "Wen et al. 2020, §4.1, Fig. 3, Table 2",
-             _gaps, _one("gaps", plot_generalization_gaps), _gaps_headline,
+             _gaps, _gaps_figures, _gaps_headline,
              "Loss and error of the final model on the clean training examples and the test examples, and "
              "under ℓ∞ PGD at eps_linf; gap = test − train."),
     Analysis("loss_variation", "Maximal loss variation under attack", "Wen et al. 2020, App. B.5, Fig. 8, Table 1",

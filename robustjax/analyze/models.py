@@ -20,6 +20,8 @@ from typing import Any
 
 import flax.linen as nn
 import jax
+import jax.numpy as jnp
+import numpy as np
 import optax
 
 __all__ = ["ModelFunction", "AnalyzedModel", "load_models", "run_label", "BASELINES"]
@@ -116,7 +118,9 @@ def run_label(workdir: str, config) -> str:
 
 
 def _model(label: str, kind: str, workdir: str, run, params, model_state) -> AnalyzedModel:
-    variables = {"params": params, **dict(model_state)}
+    # fresh uncommitted arrays: restored checkpoints are committed to a device and initialized
+    # ones are not, and jit compiles once per commitment, so without this every model recompiles
+    variables = jax.tree_util.tree_map(lambda a: jnp.asarray(np.asarray(a)), {"params": params, **dict(model_state)})
     logits_fn = ModelFunction(run.model, variables, "logits")
     return AnalyzedModel(label, kind, str(workdir), run, logits_fn, logits_fn.with_output("features"))
 

@@ -102,9 +102,16 @@ def run_analyses(models: Sequence[AnalyzedModel], settings: AnalysisSettings, na
     return AnalysisOutcome(models, settings, results, headlines, figures, seconds, analyses)
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def _atomic_write(path: Path, write) -> None:
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
+    os.chmod(tmp, 0o666 & ~_umask())
     try:
         write(tmp)
         os.replace(tmp, path)

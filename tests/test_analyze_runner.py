@@ -1,0 +1,129 @@
+"""``robustjax analyze`` as a user runs it on a tiny trained run: the files it writes, their
+agreement with direct calls of the diagnostics, ``--compare``/``--baseline``, bad options."""
+
+import json
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from robustjax.analysis import margin_distribution, norm_gain
+from robustjax.analyze import analysis_names
+from robustjax.cli import main
+from robustjax.configs import apply_override, load_config
+from robustjax.training.loop import fit, load_run
+from robustjax.training.objectives import inference_logits_fn
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = ["model=mlp", "model_kwargs={'width': 16}", "epochs=1", "batch_size=256"]
+LIMIT, EXAMPLES = 24, 6
+
+
+def _train(workdir, *overrides):
+    config = load_config(ROOT / "configs" / "mnist5k" / "erm.py")
+    for a in (*TINY, *overrides):
+        apply_override(config, a)
+    fit(config, workdir, progress=False)
+    return str(workdir)
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    base = tmp_path_factory.mktemp("analyze")
+    return _train(base / "erm"), _train(base / "erm_lr", "optimizer.learning_rate=0.01")
+
+
+@pytest.fixture(scope="module")
+def all_analyses(runs):
+    """Every analysis on the first run with its random-init baseline (the CLI, as a user)."""
+    code = main(["analyze", "--workdir", runs[0], "--limit", str(LIMIT), "--examples", str(EXAMPLES),
+                 "--baseline", "random-init", "--batch-size", "16"])
+    assert code == 0
+    return Path(runs[0]), json.loads((Path(runs[0]) / "analysis.json").read_text())
+
+
+def test_every_analysis_writes_its_figures_table_and_results(all_analyses):
+    workdir, report = all_analyses
+    assert list(report["analyses"]) == analysis_names()
+    labels = [r["label"] for r in report["runs"]]
+    assert labels == ["erm", "random init (erm)"]
+    md = (workdir / "analysis.md").read_text()
+    for name, entry in report["analyses"].items():
+        assert set(entry["results"]) == set(labels) and set(entry["headline"]) == set(labels), name
+        assert entry["figures"], name
+        for fig in entry["figures"]:
+            png = workdir / fig
+            assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000, fig
+            assert f"]({fig})" in md
+        assert f"## {name}:" in md and entry["paper"] in md
+
+
+def test_results_agree_with_direct_calls_of_the_diagnostics(all_analyses):
+    workdir, report = all_analyses
+    run, state = load_run(workdir)
+    logits_fn = inference_logits_fn(run.model, state.params, state.model_state)  # a plain closure
+    x, y = run.test_data.images[:LIMIT], run.test_data.labels[:LIMIT]
+    direct = margin_distribution(np.asarray(logits_fn(jnp.asarray(x)), np.float64), y)
+    got = report["analyses"]["margins"]["results"]["erm"]
+    np.testing.assert_allclose(got["margins"], direct.margins, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(report["analyses"]["norm_gain"]["results"]["erm"]["gain"],
+                               norm_gain(logits_fn, x).gain, rtol=1e-5)
+    # the alignment's spectrum is the SVD of the explicitly materialized Jacobian
+    xe = jnp.asarray(x[:EXAMPLES])
+    jac = jax.vmap(jax.jacobian(lambda xi: logits_fn(xi[None])[0]))(xe).reshape(EXAMPLES, 10, -1)
+    sv = np.linalg.svd(np.asarray(jac, np.float64), compute_uv=False)
+    np.testing.assert_allclose(report["analyses"]["alignment"]["results"]["erm"]["singular_values"], sv,
+                               rtol=1e-3, atol=1e-5)
+    assert report["settings"]["limit"] == LIMIT and report["settings"]["examples"] == EXAMPLES
+
+
+def test_the_random_init_baseline_is_the_runs_initialization(all_analyses):
+    _, report = all_analyses
+    entry = report["analyses"]["margins"]["results"]
+    trained, init = np.asarray(entry["erm"]["margins"]), np.asarray(entry["random init (erm)"]["margins"])
+    assert np.mean(trained > 0) > 0.6 and np.abs(init).max() < np.abs(trained).max()
+
+
+def test_compare_overlays_every_run_in_each_figure(runs, tmp_path):
+    out = tmp_path / "out"
+    from robustjax.analyze import analyze
+
+    outcome, paths = analyze(runs[0], compare=[runs[1]], analyses="margins,confidence", limit=LIMIT,
+                             examples=EXAMPLES, batch_size=16, out_dir=out, progress=False)
+    assert [m.label for m in outcome.models] == ["erm", "erm_lr (erm)"]
+    fig = outcome.figures["margins"]["margins"]
+    legend = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    assert any(t.startswith("erm (") for t in legend) and any(t.startswith("erm_lr (erm)") for t in legend)
+    assert sorted(p.name for p in paths) == ["analysis.json", "analysis.md", "analysis_confidence.png",
+                                             "analysis_margins.png"]
+    report = json.loads((out / "analysis.json").read_text())
+    a = np.asarray(report["analyses"]["margins"]["results"]["erm"]["margins"])
+    b = np.asarray(report["analyses"]["margins"]["results"]["erm_lr (erm)"]["margins"])
+    assert a.shape == b.shape == (LIMIT,) and not np.allclose(a, b)
+
+
+def test_unknown_analysis_lists_the_valid_names(runs, capsys):
+    assert main(["analyze", "--workdir", runs[0], "--analyses", "margins,alignmnt"]) == 2
+    err = capsys.readouterr().err
+    assert "unknown analysis 'alignmnt'" in err and "sigma_path" in err and "capacity" in err
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--limit", "0"], "--limit must be a positive integer"),
+    (["--examples", "-2"], "--examples must be a positive integer"),
+    (["--eps", "-0.1"], "eps_linf must be > 0"),
+])
+def test_bad_sizes_and_strengths_are_errors(runs, capsys, args, message):
+    assert main(["analyze", "--workdir", runs[0], "--analyses", "margins", *args]) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_bad_runs_are_errors(runs, tmp_path, capsys):
+    assert main(["analyze", "--workdir", str(tmp_path)]) == 2
+    assert "has no config.json" in capsys.readouterr().err
+    assert main(["analyze", "--workdir", runs[0], "--compare", runs[0]]) == 2
+    assert "--compare must name other runs" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["analyze", "--workdir", runs[0], "--baseline", "zeros"])
