@@ -170,7 +170,7 @@ def build_parser() -> argparse.ArgumentParser:
                          help="comma-separated analyses (default: all); an unknown name lists the valid ones")
     analyze.add_argument("--limit", type=int, default=None, help="use only the first N test examples")
     analyze.add_argument("--examples", type=int, default=None,
-                         help="examples of the Jacobian and path diagnostics (default 200, at most --limit)")
+                         help="examples of the Jacobian and path diagnostics (default 100, at most --limit)")
     analyze.add_argument("--batch-size", type=int, default=None, help="examples per compiled chunk (default 500)")
     analyze.add_argument("--seed", type=int, default=None, help="seed of the random directions and attacks (default 0)")
     analyze.add_argument("--eps", type=float, default=None,

@@ -26,7 +26,7 @@ from robustjax.analyze.spec import Analysis
 
 #: radii of the path diagnostics, in multiples of ``eps_l2`` (Roth Fig. 2 goes to ≈ 2–3 ε)
 LINEARITY_RADII = np.linspace(0.0, 3.0, 13)
-SIGMA_RADII = np.linspace(0.0, 3.0, 7)
+SIGMA_RADII = np.linspace(0.0, 3.0, 5)
 #: strengths of Fig. 3 right, in multiples of ``eps_l2``
 ALIGNMENT_EPS = (0.25, 0.5, 1.0, 1.5, 2.0)
 DIRECTIONS = ("adversarial", "random")

@@ -18,7 +18,7 @@ Strengths (pixel units, data in [0, 1]):
 Sizes: ``limit`` test examples for the dataset-wide diagnostics (margins, histograms, gaps,
 loss variation, confidence, norms; default: the whole test split) and the same number of
 training examples for the gaps; ``examples`` (≤ limit) for the per-example Jacobian and path
-diagnostics (Roth aggregates 200 test points).
+diagnostics (default 100; Roth aggregates 200 test points: ``--examples 200``).
 """
 
 from __future__ import annotations
@@ -54,7 +54,7 @@ class AnalysisSettings:
     eps_source: dict = dataclasses.field(default_factory=dict)
     limit: int | None = None
     train_limit: int | None = None
-    examples: int = 200
+    examples: int = 100
     pgd_steps: int = 10
     step_factor: float = 0.25
     sigma_iters: int = 10
