@@ -127,3 +127,30 @@ def test_bad_runs_are_errors(runs, tmp_path, capsys):
     assert "--compare must name other runs" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["analyze", "--workdir", runs[0], "--baseline", "zeros"])
+
+
+@pytest.mark.slow
+def test_readme_main_job_analyzed_as_a_user_runs_it(tmp_path):
+    """The README's main job (SGR CNN on mnist-5k, 2 epochs here) through the installed command,
+    every analysis at its defaults (1,000 test digits) with the random-init baseline."""
+    import subprocess
+    import sys
+
+    from support import subprocess_env
+
+    workdir = tmp_path / "erm"
+    env = subprocess_env()
+    subprocess.run([sys.executable, "-m", "robustjax", "train", "--config", str(ROOT / "configs/mnist5k/erm.py"),
+                    "--workdir", str(workdir), "--set", "epochs=2"], check=True, env=env, cwd=ROOT)
+    done = subprocess.run([sys.executable, "-m", "robustjax", "analyze", "--workdir", str(workdir),
+                           "--baseline", "random-init"], check=True, env=env, cwd=ROOT, capture_output=True, text=True)
+    assert "analyzed 2 models" in done.stdout
+    report = json.loads((workdir / "analysis.json").read_text())
+    assert list(report["analyses"]) == analysis_names() and report["settings"]["limit"] is None
+    assert report["analyses"]["margins"]["results"]["erm"]["summary"]["num_examples"] == 1000
+    for entry in report["analyses"].values():
+        for fig in entry["figures"]:
+            assert (workdir / fig).stat().st_size > 10_000
+    # Roth Fig. 1: adversarial perturbations align with v₁ far more than random directions
+    head = report["analyses"]["alignment"]["headline"]["erm"]
+    assert head["|cos(δ, v₁)|"] > 5 * head["|cos(random, v₁)|"]

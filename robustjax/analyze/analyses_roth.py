@@ -20,7 +20,7 @@ from robustjax.analysis import (
     plot_sigma_along_path,
     sigma_along_path,
 )
-from robustjax.analysis.plotting import run_colors
+from robustjax.analysis.plotting import MAX_INSIDE_LEGEND, run_colors
 from robustjax.analyze.context import chunked
 from robustjax.analyze.spec import Analysis
 
@@ -114,7 +114,10 @@ def _styled(fig, results):
         line.set_linestyle("-" if DIRECTIONS[direction] == "adversarial" else "--")
         if per_line:
             bands[i].set_facecolor(colors[run])
-    ax.legend(fontsize=8, loc="best")
+    if len(lines) > MAX_INSIDE_LEGEND:  # where plotting.finish put it: outside, on the right
+        ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0)
+    else:
+        ax.legend(fontsize=8, loc="best")
     return fig
 
 

@@ -81,13 +81,17 @@ def _taylor_radii(ctx):
     return np.linspace(0.0, ctx.settings.eps_linf * math.sqrt(ctx.input_dim / 3.0), TAYLOR_POINTS)
 
 
+def _fd_step(ctx):
+    return float(f"{ctx.settings.eps_linf:.3g}")  # SOAR's α = ε, rounded for the legend
+
+
 def _taylor(ctx, model):
     d = ctx.random_directions()
 
     def part(a, b):
         loss_fn = Partial(_per_example_loss, model.logits_fn, ctx.y[a:b])  # pytree: compiled once
         return taylor_approximation_quality(loss_fn, ctx.x[a:b], d[a:b], _taylor_radii(ctx),
-                                            fd_steps=(ctx.settings.eps_linf,))
+                                            fd_steps=(_fd_step(ctx),))
 
     return chunked(part, len(ctx.y), ctx.settings.batch_size)
 
@@ -141,7 +145,7 @@ ANALYSES = (
             results, title="SOAR 2020, Fig. 1/4: loss along a random direction and its Taylor approximations")},
         _taylor_headline,
         "Exact cross-entropy ℓ(x + t d̂) vs 1st order and 2nd order (exact Hessian; SOAR eq. 9 finite "
-        "difference with h = eps_linf) along a Gaussian direction, t up to eps_linf·√(D/3).",
+        "difference with h = eps_linf to 3 digits) along a Gaussian direction, t up to eps_linf·√(D/3).",
     ),
     Analysis(
         "confidence", "Confidence at SOAR's evaluation points", "SOAR 2020, App. B, Table 5",

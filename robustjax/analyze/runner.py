@@ -27,6 +27,8 @@ __all__ = ["AnalysisOutcome", "run_analyses", "analyze", "write_outputs", "FIGUR
 FIGURE_PREFIX = "analysis_"
 #: per-example arrays larger than this are left out of ``analysis.json`` (the summaries stay)
 MAX_JSON_ARRAY = 20_000
+#: significant digits of the floats in ``analysis.json`` (float32 computations carry ~7)
+JSON_DIGITS = 6
 
 
 @dataclasses.dataclass
@@ -55,12 +57,23 @@ class AnalysisOutcome:
                     "seconds": self.seconds[a.name],
                     "figures": [f"{FIGURE_PREFIX}{f}.png" for f in self.figures[a.name]],
                     "headline": self.headlines[a.name],
-                    "results": {label: _limited(r) for label, r in self.results[a.name].items()},
+                    "results": {label: _rounded(_limited(r)) for label, r in self.results[a.name].items()},
                 }
                 for a in self.analyses
             },
             "total_seconds": sum(self.seconds.values()),
         }
+
+
+def _rounded(value: Any) -> Any:
+    """Floats to ``JSON_DIGITS`` significant digits (per-example arrays dominate the file)."""
+    if isinstance(value, float):
+        return float(f"{value:.{JSON_DIGITS}g}")
+    if isinstance(value, dict):
+        return {k: _rounded(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_rounded(v) for v in value]
+    return value
 
 
 def _limited(result: Any) -> Any:
@@ -137,7 +150,7 @@ def write_outputs(outcome: AnalysisOutcome, out_dir) -> list[Path]:
     js = out / "analysis.json"
     data = outcome.to_json()
     _atomic_write(js, lambda tmp: Path(tmp).write_text(
-        json.dumps(data, indent=1, ensure_ascii=False, allow_nan=False) + "\n", encoding="utf-8"))
+        json.dumps(data, ensure_ascii=False, allow_nan=False, separators=(",", ":")) + "\n", encoding="utf-8"))
     return [js, md, *paths]
 
 
