@@ -126,17 +126,27 @@ def _spec_runs(spec: AttackSpec, images) -> list[AttackRun]:
     return runs
 
 
-# Compiled programs per (logits_fn, attack identity), so the train and test splits, every
-# traced strength and repeated calls on the same model compile once. A small LRU: it holds
-# references to the model functions.
+# Compiled programs per (model, attack identity), so the train and test splits, every traced
+# strength and repeated calls on the same model compile once. A model that is a pytree-callable
+# (``jax.tree_util.Partial``, an NNX/Equinox module, ``robustjax.analyze.ModelFunction``) is a
+# dynamic argument keyed by its tree structure: every model of one architecture shares the
+# program (ARCHITECTURE "compiled once"); a plain function is static, keyed by identity. A small
+# LRU: it holds references to the model functions.
 _PROGRAMS: "collections.OrderedDict[tuple, Callable]" = collections.OrderedDict()
 _PROGRAMS_MAX = 32
 
 
+def _is_pytree_model(logits_fn: Callable) -> bool:
+    leaves = jax.tree_util.tree_leaves(logits_fn)
+    return bool(leaves) and not (len(leaves) == 1 and leaves[0] is logits_fn)
+
+
 def _program(logits_fn: Callable, run: AttackRun | None) -> Callable:
-    """Jitted ``(x, y, gidx, key, strength) -> (clean logits, attacked logits or None)``."""
+    """Jitted ``(logits_fn, x, y, gidx, key, strength) -> (clean logits, attacked logits or None)``."""
+    dynamic = _is_pytree_model(logits_fn)
     ident = ("clean",) if run is None else run.cache_key
-    key = None if ident is None else (logits_fn, ident, None if run is None else run.random)
+    model = jax.tree_util.tree_structure(logits_fn) if dynamic else logits_fn
+    key = None if ident is None else (model, ident, None if run is None else run.random)
     try:
         hash(key)
     except TypeError:
@@ -144,7 +154,7 @@ def _program(logits_fn: Callable, run: AttackRun | None) -> Callable:
     if key is not None and key in _PROGRAMS:
         _PROGRAMS.move_to_end(key)
         return _PROGRAMS[key]
-    program = _build_program(logits_fn, run)
+    program = _build_program(run, dynamic)
     if key is not None:
         _PROGRAMS[key] = program
         while len(_PROGRAMS) > _PROGRAMS_MAX:
@@ -152,9 +162,9 @@ def _program(logits_fn: Callable, run: AttackRun | None) -> Callable:
     return program
 
 
-def _build_program(logits_fn: Callable, run: AttackRun | None) -> Callable:
+def _build_program(run: AttackRun | None, dynamic: bool) -> Callable:
 
-    def program(x, y, gidx, key, strength):
+    def program(logits_fn, x, y, gidx, key, strength):
         clean = logits_fn(x)
         if run is None:
             return clean, None
@@ -165,7 +175,7 @@ def _build_program(logits_fn: Callable, run: AttackRun | None) -> Callable:
             x_adv = run.call(logits_fn, x, y, key, strength)
         return clean, logits_fn(x_adv)
 
-    return jax.jit(program)
+    return jax.jit(program) if dynamic else jax.jit(program, static_argnums=0)
 
 
 def logits_over_data(
@@ -197,7 +207,7 @@ def logits_over_data(
             pad = np.concatenate([idx, np.full(batch_size - idx.size, idx[-1])]) if idx.size < batch_size else idx
             x = jnp.asarray(np.asarray(images[pad], np.float32))
             y = jnp.asarray(np.asarray(labels[pad], np.int32))
-            c, a = program(x, y, jnp.asarray(pad, jnp.int32), base, strength)
+            c, a = program(logits_fn, x, y, jnp.asarray(pad, jnp.int32), base, strength)
             c_parts.append(np.asarray(c, np.float64)[: idx.size])
             if a is not None:
                 a_parts.append(np.asarray(a, np.float64)[: idx.size])
