@@ -81,7 +81,8 @@ def _analyze(args) -> int:
         limit=args.limit, examples=args.examples, batch_size=args.batch_size, seed=args.seed,
         eps_linf=args.eps, eps_l2=args.eps_l2, progress=True,
     )
-    print(f"analyzed {len(outcome.models)} models ({', '.join(m.label for m in outcome.models)}) with "
+    n = len(outcome.models)
+    print(f"analyzed {n} model{'s' if n != 1 else ''} ({', '.join(m.label for m in outcome.models)}) with "
           f"{len(outcome.analyses)} analyses in {time.perf_counter() - start:.0f} s")
     print(f"wrote {paths[0]}, {paths[1]} and {len(paths) - 2} figures analysis_*.png in {paths[0].parent}")
     return 0
