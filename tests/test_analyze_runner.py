@@ -30,22 +30,23 @@ def _train(workdir, *overrides):
 
 
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory):
-    base = tmp_path_factory.mktemp("analyze")
-    return _train(base / "erm"), _train(base / "erm_lr", "optimizer.learning_rate=0.01")
+def erm(tmp_path_factory):
+    return _train(tmp_path_factory.mktemp("analyze") / "erm")
 
 
 @pytest.fixture(scope="module")
-def all_analyses(runs):
-    """Every analysis on the first run (the CLI, as a user)."""
-    code = main(["analyze", "--workdir", runs[0], "--limit", str(LIMIT), "--examples", str(EXAMPLES),
+def runs(erm, tmp_path_factory):
+    return erm, _train(tmp_path_factory.mktemp("analyze") / "erm_lr", "optimizer.learning_rate=0.01")
+
+
+def test_every_analysis_writes_figures_tables_and_results_that_match_direct_calls(erm):
+    """Every analysis on the first run, through the CLI as a user runs it (one test: under
+    pytest-xdist a fixture shared by several tests may be rebuilt on each worker)."""
+    code = main(["analyze", "--workdir", erm, "--limit", str(LIMIT), "--examples", str(EXAMPLES),
                  "--batch-size", "12"])  # two equal chunks: concatenated, compiled once
     assert code == 0
-    return Path(runs[0]), json.loads((Path(runs[0]) / "analysis.json").read_text())
-
-
-def test_every_analysis_writes_its_figures_table_and_results(all_analyses):
-    workdir, report = all_analyses
+    workdir = Path(erm)
+    report = json.loads((workdir / "analysis.json").read_text())
     assert list(report["analyses"]) == analysis_names()
     labels = [r["label"] for r in report["runs"]]
     assert labels == ["erm"]
@@ -59,9 +60,7 @@ def test_every_analysis_writes_its_figures_table_and_results(all_analyses):
             assert f"]({fig})" in md
         assert f"## {name}:" in md and entry["paper"] in md
 
-
-def test_results_agree_with_direct_calls_of_the_diagnostics(all_analyses):
-    workdir, report = all_analyses
+    # the results agree with direct calls of the diagnostics on an independently built model
     run, state = load_run(workdir)
     logits_fn = inference_logits_fn(run.model, state.params, state.model_state)  # a plain closure
     x, y = run.test_data.images[:LIMIT], run.test_data.labels[:LIMIT]
@@ -108,8 +107,8 @@ def test_compare_and_baseline_overlay_every_model_in_each_figure(runs, tmp_path)
     assert np.mean(margins["erm"] > 0) > 0.6
 
 
-def test_unknown_analysis_lists_the_valid_names(runs, capsys):
-    assert main(["analyze", "--workdir", runs[0], "--analyses", "margins,alignmnt"]) == 2
+def test_unknown_analysis_lists_the_valid_names(tmp_path, capsys):
+    assert main(["analyze", "--workdir", str(tmp_path), "--analyses", "margins,alignmnt"]) == 2
     err = capsys.readouterr().err
     assert "unknown analysis 'alignmnt'" in err and "sigma_path" in err and "capacity" in err
 
@@ -117,20 +116,21 @@ def test_unknown_analysis_lists_the_valid_names(runs, capsys):
 @pytest.mark.parametrize("args,message", [
     (["--limit", "0"], "--limit must be a positive integer"),
     (["--examples", "-2"], "--examples must be a positive integer"),
-    (["--eps", "-0.1"], "eps_linf must be > 0"),
+    (["--eps", "-0.1"], "--eps must be > 0"),
+    (["--eps-l2", "nan"], "--eps-l2 must be finite"),
 ])
-def test_bad_sizes_and_strengths_are_errors(runs, capsys, args, message):
-    assert main(["analyze", "--workdir", runs[0], "--analyses", "margins", *args]) == 2
+def test_bad_sizes_and_strengths_are_errors(tmp_path, capsys, args, message):
+    assert main(["analyze", "--workdir", str(tmp_path), "--analyses", "margins", *args]) == 2
     assert message in capsys.readouterr().err
 
 
-def test_bad_runs_are_errors(runs, tmp_path, capsys):
+def test_bad_runs_are_errors(tmp_path, capsys):
     assert main(["analyze", "--workdir", str(tmp_path)]) == 2
     assert "has no config.json" in capsys.readouterr().err
-    assert main(["analyze", "--workdir", runs[0], "--compare", runs[0]]) == 2
+    assert main(["analyze", "--workdir", str(tmp_path), "--compare", str(tmp_path / ".")]) == 2
     assert "--compare must name other runs" in capsys.readouterr().err
     with pytest.raises(SystemExit):
-        main(["analyze", "--workdir", runs[0], "--baseline", "zeros"])
+        main(["analyze", "--workdir", str(tmp_path), "--baseline", "zeros"])
 
 
 @pytest.mark.slow

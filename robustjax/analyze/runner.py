@@ -21,6 +21,7 @@ from robustjax.analyze.models import AnalyzedModel, load_models
 from robustjax.analyze.registry import select_analyses, to_json
 from robustjax.analyze.report import markdown_report
 from robustjax.analyze.settings import AnalysisSettings, default_settings
+from robustjax.core.validation import check_positive
 
 __all__ = ["AnalysisOutcome", "run_analyses", "analyze", "write_outputs", "FIGURE_PREFIX"]
 
@@ -168,6 +169,9 @@ def analyze(workdir, *, compare: Sequence = (), analyses=None, baseline: str | N
     for name, value in (("limit", limit), ("examples", examples), ("batch_size", batch_size)):
         if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
             raise ValueError(f"--{name.replace('_', '-')} must be a positive integer; got {value!r}")
+    for flag, value in (("--eps", eps_linf), ("--eps-l2", eps_l2)):
+        if value is not None:
+            check_positive(value, name=flag)
     models = load_models(workdir, compare, baseline=baseline)
     trained = [m.run for m in models if m.kind == "trained"]
     sizes = dict(limit=limit, examples=None if examples is None else (min(examples, limit) if limit else examples),
