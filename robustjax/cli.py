@@ -1,9 +1,10 @@
-"""The ``robustjax`` command line: ``train`` and ``evaluate``.
+"""The ``robustjax`` command line: ``train``, ``evaluate`` and ``analyze``.
 
     robustjax train --config configs/mnist5k/erm.py --workdir runs/erm [--set key=value ...] [--resume]
     robustjax evaluate --workdir runs/erm [--suite NAME] [--split test]
+    robustjax analyze --workdir runs/erm [--compare runs/pgd ...] [--baseline random-init] [--analyses NAME,...]
 
-Both take the multi-process options: ``--processes N`` starts N cooperating processes on this
+``train`` and ``evaluate`` take the multi-process options: ``--processes N`` starts N cooperating processes on this
 machine (CPU, gloo collectives; ``--cpu-devices K`` host devices each), ``--distributed`` joins a
 job whose processes were started by a cluster (see ``robustjax.distributed``).
 
@@ -86,6 +87,22 @@ def _evaluate(args) -> int:
     return 0
 
 
+def _analyze(args) -> int:
+    from robustjax.analyze import analyze
+
+    start = time.perf_counter()
+    outcome, paths = analyze(
+        args.workdir, compare=args.compare or (), analyses=args.analyses, baseline=args.baseline,
+        limit=args.limit, examples=args.examples, batch_size=args.batch_size, seed=args.seed,
+        eps_linf=args.eps, eps_l2=args.eps_l2, progress=True,
+    )
+    n = len(outcome.models)
+    print(f"analyzed {n} model{'s' if n != 1 else ''} ({', '.join(m.label for m in outcome.models)}) with "
+          f"{len(outcome.analyses)} analyses in {time.perf_counter() - start:.0f} s")
+    print(f"wrote {paths[0]}, {paths[1]} and {len(paths) - 2} figures analysis_*.png in {paths[0].parent}")
+    return 0
+
+
 def _primary() -> bool:
     from robustjax.core.sharding import is_primary_process
 
@@ -155,6 +172,28 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--limit", type=int, default=None, help="evaluate only the first N examples")
     _add_process_options(evaluate)
     evaluate.set_defaults(func=_evaluate)
+
+    analyze = commands.add_parser(
+        "analyze", help="the papers' diagnostics of a trained run (figures, analysis.json/.md)",
+        description="Run the papers' diagnostics (robustjax.analysis) on trained runs and write analysis.json, "
+                    "analysis.md and one analysis_<figure>.png per figure into --workdir.")
+    analyze.add_argument("--workdir", required=True, help="work directory written by `robustjax train`")
+    analyze.add_argument("--compare", nargs="+", metavar="WORKDIR", default=None,
+                         help="further runs overlaid in every figure (same dataset)")
+    analyze.add_argument("--baseline", choices=["random-init"], default=None,
+                         help="add the first run's network at its initialization")
+    analyze.add_argument("--analyses", default=None, metavar="NAME,...",
+                         help="comma-separated analyses (default: all); an unknown name lists the valid ones")
+    analyze.add_argument("--limit", type=int, default=None, help="use only the first N test examples")
+    analyze.add_argument("--examples", type=int, default=None,
+                         help="examples of the Jacobian and path diagnostics (default 100, at most --limit)")
+    analyze.add_argument("--batch-size", type=int, default=None, help="examples per compiled chunk (default 500)")
+    analyze.add_argument("--seed", type=int, default=None, help="seed of the random directions and attacks (default 0)")
+    analyze.add_argument("--eps", type=float, default=None,
+                         help="ℓ∞ PGD radius in pixel units (default: the ℓ∞ training ε of a run, else the suite's)")
+    analyze.add_argument("--eps-l2", type=float, default=None,
+                         help="ℓ2 PGD radius in pixel units (default: the ℓ2 training ε of a run, else eps·√D/4)")
+    analyze.set_defaults(func=_analyze)
     return parser
 
 
@@ -163,9 +202,10 @@ def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = parser.parse_args(argv)
     try:
-        code = _start(args, argv)
-        if code is not None:
-            return code
+        if hasattr(args, "processes"):
+            code = _start(args, argv)
+            if code is not None:
+                return code
         return args.func(args)
     except ValueError as e:
         print(f"robustjax {args.command}: error: {e}", file=sys.stderr)

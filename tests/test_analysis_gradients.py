@@ -64,3 +64,41 @@ def test_input_gradient_norms_of_softmax_regression():
 def test_bad_input(call, match):
     with pytest.raises(ValueError, match=match):
         call()
+
+
+def test_models_of_one_architecture_share_the_compiled_programs():
+    """Pytree-callable models (``Partial``) pass their weights as arguments: a second model of the
+    same shapes reuses the programs of norm_gain, input_gradient_norms and the attacked logits."""
+    from jax.tree_util import Partial
+
+    from robustjax.analysis import generalization_gaps
+    from robustjax.evaluation import AttackSpec
+
+    import jax
+
+    lowered = []  # every jit program lowered to MLIR (eval_shape traces but does not lower)
+
+    def listener(event, duration, **_):
+        if event == "/jax/core/compile/jaxpr_to_mlir_module_duration":
+            lowered.append(event)
+
+    def apply(w, x):
+        return x.reshape(x.shape[0], -1) @ w
+
+    spec = AttackSpec("PGD", "pgd", eps=(0.1,), norm=np.inf, params={"steps": 2, "step_size": 0.05})
+    counts = []
+    jax.monitoring.register_event_duration_secs_listener(listener)
+    try:
+        for w in (W, 2 * W):
+            f = Partial(apply, jnp.asarray(w, jnp.float32))
+            start = len(lowered)
+            r = norm_gain(f, X, batch_size=4)
+            g = input_gradient_norms(f, X, Y, batch_size=4)
+            gaps = generalization_gaps(f, (X, Y), (X, Y), attack=spec, batch_size=4)
+            counts.append(len(lowered) - start)
+            flat = X.reshape(11, -1).astype(np.float64)
+            np.testing.assert_allclose(r.output_norm, np.linalg.norm(flat @ w, axis=1), rtol=1e-5)
+            assert np.all(np.isfinite(g.grad_norm)) and gaps.train_adv_loss.shape == (11,)
+    finally:
+        jax.monitoring.unregister_event_duration_listener(listener)
+    assert counts[0] > 0 and counts[1] == 0

@@ -8,7 +8,8 @@
   minimum and low quantiles are the empirical κ.
 
 Both are pure and batch-first (one row per example, computed from that example only); ``x`` is
-processed in chunks of ``batch_size`` (the last one padded) with one compiled program. Results
+processed in chunks of ``batch_size`` (the last one padded) with one compiled program, shared by
+every model of one architecture when ``logits_fn`` is a pytree-callable (``inputs.run_compiled``). Results
 follow ``robustjax.analysis.results``; plots in ``plots_farnia``.
 """
 
@@ -22,6 +23,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from robustjax.analysis.attacked import check_logits_fn
+from robustjax.analysis.inputs import run_compiled
 from robustjax.analysis.results import AnalysisResult, per_example_field, quantile_summary
 from robustjax.core.losses import cross_entropy
 from robustjax.core.validation import check_inputs, check_labels, check_positive_int
@@ -54,6 +56,21 @@ def _batch(batch_size: Any, n: int) -> int:
     return min(check_positive_int(batch_size, name="batch_size"), n)
 
 
+def _norm_body(xb, *, logits_fn):
+    out = logits_fn(xb)
+    flat_x = xb.reshape(xb.shape[0], -1)
+    return jnp.linalg.norm(flat_x, axis=1), jnp.linalg.norm(out.reshape(out.shape[0], -1), axis=1)
+
+
+def _gradient_body(xb, yb, *, logits_fn):
+    def total(z):
+        losses = cross_entropy(logits_fn(z), yb)
+        return jnp.sum(losses), losses
+
+    g, losses = jax.grad(total, has_aux=True)(xb)
+    return jnp.linalg.norm(g.reshape(g.shape[0], -1), axis=1), losses
+
+
 @dataclasses.dataclass(frozen=True)
 class NormGain(AnalysisResult):
     """``input_norm [B] = ‖x‖₂``, ``output_norm [B] = ‖f(x)‖₂``, ``gain [B]`` their ratio
@@ -75,11 +92,8 @@ def norm_gain(logits_fn: Callable, x: Any, *, batch_size: int = 256) -> NormGain
     check_logits_fn(logits_fn)
     x = check_inputs(x, name="x")
 
-    @jax.jit
     def fn(xb):
-        out = logits_fn(xb)
-        flat_x = xb.reshape(xb.shape[0], -1)
-        return jnp.linalg.norm(flat_x, axis=1), jnp.linalg.norm(out.reshape(out.shape[0], -1), axis=1)
+        return run_compiled(_norm_body, (xb,), logits_fn=logits_fn)
 
     in_norm, out_norm = _chunked(fn, (jnp.asarray(x),), _batch(batch_size, x.shape[0]))
     return NormGain(input_norm=in_norm, output_norm=out_norm, gain=out_norm / np.maximum(in_norm, _FLOOR))
@@ -116,14 +130,8 @@ def input_gradient_norms(logits_fn: Callable, x: Any, y: Any, *, batch_size: int
         raise ValueError(f"logits_fn must return logits [B, K]; got shape {k.shape} for one example")
     check_labels(y, x, num_classes=int(k.shape[1]), name="y")
 
-    @jax.jit
     def fn(xb, yb):
-        def total(z):
-            losses = cross_entropy(logits_fn(z), yb)
-            return jnp.sum(losses), losses
-
-        g, losses = jax.grad(total, has_aux=True)(xb)
-        return jnp.linalg.norm(g.reshape(g.shape[0], -1), axis=1), losses
+        return run_compiled(_gradient_body, (xb, yb), logits_fn=logits_fn)
 
     grad_norm, loss = _chunked(fn, (jnp.asarray(x), jnp.asarray(y)), _batch(batch_size, x.shape[0]))
     return InputGradientNorms(grad_norm=grad_norm, loss=loss)
