@@ -1,7 +1,8 @@
-"""The ``robustjax`` command line: ``train`` and ``evaluate``.
+"""The ``robustjax`` command line: ``train``, ``evaluate`` and ``experiment``.
 
     robustjax train --config configs/mnist5k/erm.py --workdir runs/erm [--set key=value ...] [--resume]
     robustjax evaluate --workdir runs/erm [--suite NAME] [--split test]
+    robustjax experiment roth2019 --workdir runs/roth2019 [--quick] [--resume]
 
 Both take the multi-process options: ``--processes N`` starts N cooperating processes on this
 machine (CPU, gloo collectives; ``--cpu-devices K`` host devices each), ``--distributed`` joins a
@@ -68,6 +69,24 @@ def _evaluate(args) -> int:
         paths = evaluation.write_reports(report, args.workdir)
         print(report.table())  # includes the gradient-masking warnings
         print("wrote " + ", ".join(str(p) for p in paths))
+    return 0
+
+
+EXPERIMENTS = ("roth2019", "sgr2018", "wen2020", "farnia2019", "soar2020")
+
+
+def _experiment(args) -> int:
+    """Run ``experiments/<paper>.py`` (in the source tree: the scripts are not packaged)."""
+    import importlib
+    from pathlib import Path
+
+    root = str(Path(__file__).resolve().parents[1])
+    if not (Path(root) / "experiments" / f"{args.paper}.py").is_file():
+        raise ValueError(f"experiments/{args.paper}.py is not next to this robustjax package ({root}); "
+                         "run from a source checkout")
+    if root not in sys.path:
+        sys.path.insert(0, root)
+    importlib.import_module(f"experiments.{args.paper}").main(list(args.options))
     return 0
 
 
@@ -140,6 +159,13 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--limit", type=int, default=None, help="evaluate only the first N examples")
     _add_process_options(evaluate)
     evaluate.set_defaults(func=_evaluate)
+
+    experiment = commands.add_parser(
+        "experiment", help="re-measure a paper's claims (experiments/<paper>.py; options: --help after the name)")
+    experiment.add_argument("paper", choices=EXPERIMENTS, help="which paper's experiment script to run")
+    experiment.add_argument("options", nargs=argparse.REMAINDER,
+                            help="passed to the script, e.g. --workdir runs/roth2019 --quick --resume")
+    experiment.set_defaults(func=_experiment, processes=None, cpu_devices=None, distributed=False)
     return parser
 
 

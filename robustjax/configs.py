@@ -36,6 +36,11 @@ def base_config() -> ml_collections.ConfigDict:
     c.batch_size = 128
     c.eval_batch_size = 500
     c.augment = False
+    # train on the first ``train_limit`` training examples (None: all), and with ``random_labels``
+    # on labels drawn uniformly at random per example (Zhang et al. 2017; Farnia et al. 2019,
+    # Fig. 4), fixed by ``seed``; the test split keeps its true labels
+    c.train_limit = ml_collections.FieldReference(None, field_type=int)
+    c.random_labels = False
     c.keep_checkpoints = 3
     # fine-tune from another run's newest checkpoint (SOAR starts from a standard model)
     c.init_from = ml_collections.FieldReference(None, field_type=str)

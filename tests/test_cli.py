@@ -57,3 +57,11 @@ def test_process_counts_must_be_positive(tmp_path, capsys, flag):
                     ["evaluate", "--workdir", str(tmp_path)]):
         assert main([*command, flag, "0"]) == 2
         assert f"{flag} must be a positive integer; got 0" in capsys.readouterr().err
+
+
+def test_experiment_dispatches_to_the_paper_script(tmp_path, capsys):
+    # the script's own validation answers: the options reached experiments/soar2020.py
+    assert main(["experiment", "soar2020", "--workdir", str(tmp_path), "--quick", "--seeds", "0"]) == 2
+    assert "--seeds must be a positive integer; got 0" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["experiment", "nosuchpaper"])
