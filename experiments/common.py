@@ -349,3 +349,30 @@ def robust_accuracies(logits_fn, x, y, specs, *, seed: int = 0, batch_size: int 
             out[f"{r.attack} rho"] = float(r.extras["rho"])
     out["masking_warnings"] = [w.name for w in report.warnings]
     return out
+
+
+def penultimate_fn(workdir) -> Callable:
+    """``x -> φ^{L−1}(x)``: the input of a zoo model's ``logits`` layer (Roth et al. 2019, §5.3
+    measure linearity there), in inference mode, through a Flax method interceptor."""
+    import flax.linen as nn
+
+    from robustjax.training.loop import load_run
+
+    run, state = load_run(workdir)
+    variables = state.variables()
+
+    def features(x):
+        captured = []
+
+        def interceptor(next_fun, args, kwargs, context):
+            if context.module.name == "logits" and context.method_name == "__call__":
+                captured.append(args[0])
+            return next_fun(*args, **kwargs)
+
+        with nn.intercept_methods(interceptor):
+            run.model.apply(variables, x, train=False)
+        if not captured:
+            raise ValueError(f"the model of {str(workdir)!r} has no layer named 'logits'")
+        return captured[-1]
+
+    return features
