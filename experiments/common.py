@@ -233,7 +233,9 @@ def all_hold(verdicts: Sequence[str]) -> str:
 # ------------------------------------------------------------------------------------------------
 
 def git_commit() -> str:
-    """The commit of the code that ran (``+dirty`` when the worktree has uncommitted changes)."""
+    """The commit of the checkout (``+dirty`` when the worktree has uncommitted changes). Read
+    once when a script starts (:data:`STARTED_AT_COMMIT`): the code that ran, even if the
+    checkout moves on while it runs."""
     try:
         commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True,
                                 check=True).stdout.strip()
@@ -242,6 +244,9 @@ def git_commit() -> str:
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
     return commit + ("+dirty" if dirty else "")
+
+
+STARTED_AT_COMMIT = git_commit()
 
 
 def to_jsonable(value: Any) -> Any:
@@ -281,7 +286,7 @@ def write_results(s: Settings, claims: list[dict], measurements: dict, runs: lis
     """
     doc = {
         "paper": s.paper,
-        "commit": git_commit(),
+        "commit": STARTED_AT_COMMIT,
         "command": " ".join([Path(sys.executable).name, "-m", f"experiments.{s.paper}", *sys.argv[1:]]),
         "mode": s.mode,
         "seeds": list(s.seeds),
