@@ -155,6 +155,8 @@ def train(s: Settings, name: str, config, *, seed: int, log: Callable = print) -
     seconds = time.perf_counter() - start
     last = history[-1]
     return {"name": name, "seed": seed, "workdir": str(workdir), "epochs": int(last["epoch"]),
+            "method": config.method, "method_kwargs_pixels": resolved_method_kwargs(config),
+            "sn_beta": config.get("sn_beta", None),
             "train_accuracy": last["train_accuracy"], "train_loss": last["train_loss"],
             "test_accuracy": last["test_accuracy"], "test_loss": last["test_loss"],
             "seconds_this_call": round(seconds, 1), "history": history}
