@@ -132,7 +132,7 @@ def figures(s, rows, curves) -> list[str]:
     for (name, per_seed), color in zip(sorted(curves.items()), run_colors(len(curves))):
         arr = np.asarray(per_seed)
         ep = np.arange(1, arr.shape[1] + 1)
-        b.plot(ep, arr.mean(0), color=color, ls="-" if name.endswith("_sn") else "--",
+        b.plot(ep, arr.mean(0), color=color, ls="-" if name.endswith("_sn") else "--", marker=".",
                label=name.replace("random_", "").upper().replace("_SN", " + SN") + f" ({len(arr)} seeds)")
         if len(arr) > 1:
             b.fill_between(ep, arr.min(0), arr.max(0), color=color, alpha=0.15)
