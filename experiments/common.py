@@ -235,13 +235,15 @@ def all_hold(verdicts: Sequence[str]) -> str:
 # ------------------------------------------------------------------------------------------------
 
 def git_commit() -> str:
-    """The commit of the checkout (``+dirty`` when the worktree has uncommitted changes). Read
+    """The commit of the checkout (``+dirty`` when the code, ``robustjax/``, ``experiments/`` or
+    ``configs/``, has uncommitted changes). Read
     once when a script starts (:data:`STARTED_AT_COMMIT`): the code that ran, even if the
     checkout moves on while it runs."""
     try:
         commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True,
                                 check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT,
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--",
+                                "robustjax", "experiments", "configs"], cwd=ROOT,
                                capture_output=True, text=True, check=True).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
