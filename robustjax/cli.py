@@ -1,8 +1,9 @@
-"""The ``robustjax`` command line: ``train``, ``evaluate`` and ``analyze``.
+"""The ``robustjax`` command line: ``train``, ``evaluate``, ``analyze`` and ``experiment``.
 
     robustjax train --config configs/mnist5k/erm.py --workdir runs/erm [--set key=value ...] [--resume]
     robustjax evaluate --workdir runs/erm [--suite NAME] [--split test]
     robustjax analyze --workdir runs/erm [--compare runs/pgd ...] [--baseline random-init] [--analyses NAME,...]
+    robustjax experiment roth2019 --workdir runs/roth2019 [--quick] [--resume]
 
 ``train`` and ``evaluate`` take the multi-process options: ``--processes N`` starts N cooperating processes on this
 machine (CPU, gloo collectives; ``--cpu-devices K`` host devices each), ``--distributed`` joins a
@@ -103,6 +104,24 @@ def _analyze(args) -> int:
     return 0
 
 
+EXPERIMENTS = ("roth2019", "sgr2018", "wen2020", "farnia2019", "soar2020")
+
+
+def _experiment(args) -> int:
+    """Run ``experiments/<paper>.py`` (in the source tree: the scripts are not packaged)."""
+    import importlib
+    from pathlib import Path
+
+    root = str(Path(__file__).resolve().parents[1])
+    if not (Path(root) / "experiments" / f"{args.paper}.py").is_file():
+        raise ValueError(f"experiments/{args.paper}.py is not next to this robustjax package ({root}); "
+                         "run from a source checkout")
+    if root not in sys.path:
+        sys.path.insert(0, root)
+    importlib.import_module(f"experiments.{args.paper}").main(list(args.options))
+    return 0
+
+
 def _primary() -> bool:
     from robustjax.core.sharding import is_primary_process
 
@@ -194,6 +213,12 @@ def build_parser() -> argparse.ArgumentParser:
     analyze.add_argument("--eps-l2", type=float, default=None,
                          help="ℓ2 PGD radius in pixel units (default: the ℓ2 training ε of a run, else eps·√D/4)")
     analyze.set_defaults(func=_analyze)
+    experiment = commands.add_parser(
+        "experiment", help="re-measure a paper's claims (experiments/<paper>.py; options: --help after the name)")
+    experiment.add_argument("paper", choices=EXPERIMENTS, help="which paper's experiment script to run")
+    experiment.add_argument("options", nargs=argparse.REMAINDER,
+                            help="passed to the script, e.g. --workdir runs/roth2019 --quick --resume")
+    experiment.set_defaults(func=_experiment, processes=None, cpu_devices=None, distributed=False)
     return parser
 
 

@@ -42,6 +42,11 @@ def base_config() -> ml_collections.ConfigDict:
     # pad/crop/flip options of the augmentation (robustjax.data.augmentation): pad width, pad
     # value (a pixel value; SGR pads CIFAR10 with mid-range 0.5) and the horizontal flip
     c.augment_kwargs = ml_collections.ConfigDict({"pad": 4, "fill": 0.0, "flip": True})
+    # train on the first ``train_limit`` training examples (None: all), and with ``random_labels``
+    # on labels drawn uniformly at random per example (Zhang et al. 2017; Farnia et al. 2019,
+    # Fig. 4), fixed by ``seed``; the test split keeps its true labels
+    c.train_limit = ml_collections.FieldReference(None, field_type=int)
+    c.random_labels = False
     c.keep_checkpoints = 3
     # fine-tune from another run's newest checkpoint (SOAR starts from a standard model)
     c.init_from = ml_collections.FieldReference(None, field_type=str)

@@ -67,3 +67,11 @@ def test_train_prints_the_converted_strengths(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "'per_image' space" in out and "method_kwargs.lam" in out
     assert "5 " in out and "0.475" in out  # λ = 5 (per image) -> 5·0.3083² in pixels
+
+
+def test_experiment_dispatches_to_the_paper_script(tmp_path, capsys):
+    # the script's own validation answers: the options reached experiments/soar2020.py
+    assert main(["experiment", "soar2020", "--workdir", str(tmp_path), "--quick", "--seeds", "0"]) == 2
+    assert "--seeds must be a positive integer; got 0" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["experiment", "nosuchpaper"])

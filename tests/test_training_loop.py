@@ -72,3 +72,27 @@ def test_non_positive_learning_rate_fails(tmp_path):
 def test_load_run_without_checkpoint(tmp_path):
     with pytest.raises(ValueError, match="config.json"):
         load_run(tmp_path)
+
+
+def test_training_examples_limit_and_random_labels():
+    from robustjax import data as rj_data
+    from robustjax.training.loop import training_examples
+
+    full = rj_data.load("mnist-5k", "train")
+    small = training_examples(full, limit=300)
+    np.testing.assert_array_equal(small.labels, full.labels[:300])
+    rand = training_examples(full, limit=300, random_labels=True, seed=1)
+    np.testing.assert_array_equal(rand.images, full.images[:300])
+    assert rand.labels.min() >= 0 and rand.labels.max() < 10
+    assert 0.8 < np.mean(rand.labels != full.labels[:300]) < 0.97  # ~90 % wrong, as chance says
+    again = training_examples(full, limit=300, random_labels=True, seed=1)
+    np.testing.assert_array_equal(rand.labels, again.labels)
+    other = training_examples(full, limit=300, random_labels=True, seed=2)
+    assert np.any(other.labels != rand.labels)
+    for bad in (0, -3, 2.5, True):
+        with pytest.raises(ValueError, match="train_limit"):
+            training_examples(full, limit=bad)
+    config = _config(train_limit=256, random_labels=True)
+    run = build_run(config)
+    assert len(run.train_data) == 256 and len(run.test_data) == 1000
+    np.testing.assert_array_equal(run.train_data.labels, training_examples(full, limit=256, random_labels=True).labels)

@@ -69,10 +69,31 @@ def build_model(config, num_classes: int):
     return rj_nn.create(config.model, num_classes, mean=mean, std=std, **kwargs)
 
 
+def training_examples(dataset, *, limit: int | None = None, random_labels: bool = False, seed: int = 0):
+    """The training set a run sees: the first ``limit`` examples (``None``: all) and, with
+    ``random_labels``, every label replaced by one drawn uniformly from the K classes with a
+    generator seeded by ``seed`` (the random-label experiment of Zhang et al. 2017 that Farnia
+    et al. 2019 repeat in Fig. 4)."""
+    if limit is not None:
+        if isinstance(limit, bool) or not isinstance(limit, (int, np.integer)) or limit < 1:
+            raise ValueError(f"train_limit must be a positive integer or None; got {limit!r}")
+        dataset = rj_data.subset(dataset, int(limit))
+    if random_labels:
+        rng = np.random.default_rng([int(seed), 0x5EED1AB])
+        labels = rng.integers(0, dataset.num_classes, size=len(dataset)).astype(np.int32)
+        dataset = dataclasses.replace(dataset, labels=labels)
+    return dataset
+
+
 def build_run(config) -> Run:
     """Load the data and build the model of ``config``; validate batch sizes."""
     data_dir = config.get("data_dir", None)
-    train_data = rj_data.load(config.dataset, "train", data_dir=data_dir)
+    train_data = training_examples(
+        rj_data.load(config.dataset, "train", data_dir=data_dir),
+        limit=config.get("train_limit", None),
+        random_labels=bool(config.get("random_labels", False)),
+        seed=int(config.seed),
+    )
     test_data = rj_data.load(config.dataset, config.get("eval_split", "test"), data_dir=data_dir)
     if not isinstance(config.batch_size, int) or config.batch_size < 1:
         raise ValueError(f"batch_size must be a positive integer; got {config.batch_size!r}")
