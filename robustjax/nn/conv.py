@@ -121,26 +121,58 @@ def _ynn_disabled() -> bool:
     return False
 
 
+def _ynn_declined_conv(lhs, rhs, window_strides, padding, rhs_dilation, precision):
+    """``lax.conv_general_dilated(lhs, rhs, ...)`` (2-D, NHWC x HWIO) in a form XLA:CPU never
+    hands to YNNPACK: the input dilated by 2 along the first spatial axis (base dilation), with
+    the window stride, the kernel dilation and the low padding of that axis doubled and its high
+    padding ``2·p_hi + 1``.
+
+    Why (issue 18): jaxlib 0.10's XLA:CPU gives a 2-D convolution to YNNPACK unless, among other
+    things, its input has base dilation, its output or kernel is spatially larger than its input,
+    or both feature counts are <= 16; individually, outside a fused inference pass, YNNPACK runs
+    two kinds the SGR MNIST CNN's training step needs slowly (CPU time at batch 128, machine
+    shared with other jobs): the 26x26x32 -> 24x24x32 forward convolution (65 ms against 16 ms in
+    XLA's Eigen convolution) and every kernel gradient (26x26x32 -> 3x3x32x32: 64 ms against
+    21 ms). Window position ``t`` of output ``i`` reads dilated row ``2(i·s + t·d) - 2·p_lo``,
+    i.e. the original row ``i·s + t·d - p_lo``, and never an inserted zero, so this form computes
+    exactly the products of the plain one (bit-identical in the measurements, exact in float64
+    tests) and Eigen runs it about as fast (kernel gradients 21 vs 21 ms, the forward above
+    17.5 vs 16 ms; the 3x3 forwards on 12x12 and 10x10 inputs 5.8 and 7.7 ms against 7.6 and
+    10.4 ms for the extra-row form this replaces, which padded the output one row taller than
+    the input).
+    """
+    window_strides = (2 * window_strides[0],) + tuple(window_strides[1:])
+    rhs_dilation = (2 * rhs_dilation[0],) + tuple(rhs_dilation[1:])
+    padding = ((2 * padding[0][0], 2 * padding[0][1] + 1),) + tuple(tuple(p) for p in padding[1:])
+    return lax.conv_general_dilated(lhs, rhs, window_strides, padding,
+                                    lhs_dilation=(2,) + (1,) * (len(padding) - 1),
+                                    rhs_dilation=rhs_dilation, dimension_numbers=_dn(2),
+                                    precision=precision)
+
+
+def _on_cpu(args, cpu, default):
+    """``cpu(*args)`` when the program is compiled for CPU, ``default(*args)`` elsewhere
+    (decided when the program is lowered: ``lax.platform_dependent``)."""
+    return lax.platform_dependent(*args, cpu=cpu, default=default)
+
+
 def _materialized_conv(x, w, cfg):
     """The convolution in the form XLA:CPU runs fastest when its output is materialized.
 
-    Stride 1, >= ``YNN_AVOID_MIN_CHANNELS`` input channels: pad rows at the bottom of the first
-    spatial axis so that the output is taller than the input (XLA's YNNPACK path declines such
-    convolutions; the Eigen path takes them) and slice the extra rows off. Otherwise (and when
-    ``XLA_FLAGS`` keeps YNNPACK away from convolutions) the plain convolution.
+    2-D, stride 1, >= ``YNN_AVOID_MIN_CHANNELS`` input channels, an output and kernel no larger
+    than the input (the convolutions XLA:CPU would give YNNPACK): on CPU :func:`_ynn_declined_conv`, so
+    that XLA's Eigen convolution runs it. Otherwise (other platforms, smaller convolutions such
+    as a 1-channel MNIST input layer, which YNNPACK runs faster, and when ``XLA_FLAGS`` keeps
+    YNNPACK away from convolutions) the plain convolution.
     """
     strides, pads, dil, precision = cfg
     n = w.ndim - 2
     out = _out_shape(x.shape, w.shape, cfg)
-    if (any(s != 1 for s in strides) or x.shape[-1] < YNN_AVOID_MIN_CHANNELS or n != 2
-            or 0 in out or _ynn_disabled()):
+    if (n != 2 or any(v != 1 for v in strides) or x.shape[-1] < YNN_AVOID_MIN_CHANNELS
+            or 0 in out or _ynn_disabled() or any(o > i or k > i for o, k, i in zip(out[1:-1], w.shape[:2], x.shape[1:-1]))):
         return _lax_conv(x, w, cfg)
-    extra = x.shape[1] + 1 - out[1]
-    if extra <= 0 or any(o > i for o, i in zip(out[1:-1], x.shape[1:-1])):
-        return _lax_conv(x, w, cfg)
-    padded = ((pads[0][0], pads[0][1] + extra),) + tuple(pads[1:])
-    y = _lax_conv(x, w, (strides, padded, dil, precision))
-    return y[:, : out[1]]
+    return _on_cpu((x, w), lambda a, b: _ynn_declined_conv(a, b, strides, pads, dil, precision),
+                   lambda a, b: _lax_conv(a, b, cfg))
 
 
 # ----------------------------------------------------------------------------------------
@@ -195,9 +227,8 @@ def _kernel_grad(g, x, w_shape, cfg):
     gradient, SOAR's penalty) it ran as a naive loop, ~30x slower (measured: 650 ms for one
     24x24x32 -> 3x3x32x32 kernel gradient at batch 64).
 
-    On CPU, 2-D kernel gradients are emitted in :func:`_dilated_kernel_grad_conv`'s form, which
-    XLA's YNNPACK path declines (issue 18), so they run in XLA's own convolution under any
-    compile options.
+    On CPU, 2-D kernel gradients take :func:`_ynn_declined_conv`'s form, which XLA's YNNPACK path
+    declines (issue 18): they run in XLA's own convolution under any compile options.
     """
     strides, pads, dil, precision = cfg
     n = len(w_shape) - 2
@@ -206,44 +237,18 @@ def _kernel_grad(g, x, w_shape, cfg):
                for k, d, o, s, x_len, p in zip(k_sp, dil, g_sp, strides, x.shape[1:-1], pads))
     xt = jnp.moveaxis(x, (0, n + 1), (n + 1, 0))          # [C, H.., B]
     gt = jnp.moveaxis(g, 0, n).astype(x.dtype)             # [H_out.., B, O]
-    kcfg = (dil, tuple((p[0], h) for p, h in zip(pads, hi)), strides, precision)
+    window_strides, padding = dil, tuple((p[0], h) for p, h in zip(pads, hi))
 
     def plain(xt, gt):
-        window_strides, padding, rhs_dilation, prec = kcfg
-        return lax.conv_general_dilated(xt, gt, window_strides, padding, rhs_dilation=rhs_dilation,
-                                        dimension_numbers=_dn(n), precision=prec)
+        return lax.conv_general_dilated(xt, gt, window_strides, padding, rhs_dilation=strides,
+                                        dimension_numbers=_dn(n), precision=precision)
 
-    if n == 2:
-        out = lax.platform_dependent(xt, gt, cpu=lambda a, b: _dilated_kernel_grad_conv(a, b, kcfg),
-                                     default=plain)
+    if n == 2:  # on CPU in the form YNNPACK declines (it runs these slowly; see there)
+        out = _on_cpu((xt, gt), lambda a, b: _ynn_declined_conv(
+            a, b, window_strides, padding, strides, precision), plain)
     else:
         out = plain(xt, gt)                                # [C, k.., O]
     return jnp.moveaxis(out, 0, n).astype(g.dtype)         # [k.., C, O]
-
-
-def _dilated_kernel_grad_conv(xt, gt, kcfg):
-    """The kernel-gradient convolution ``conv(xt, gt; kcfg)`` with its input dilated by 2 along
-    the first spatial axis: same values, same work, but XLA:CPU keeps it away from YNNPACK.
-
-    Why (issue 18): XLA:CPU (jaxlib 0.10) hands a 2-D convolution to YNNPACK unless, among
-    other things, its input has base (lhs) dilation, its kernel is spatially larger than its
-    input, its output is larger than its input, or both feature counts are <= 16; YNNPACK runs
-    these batch-contracting convolutions slowly (the 26x26x32 -> 3x3x32x32 kernel gradient of
-    the SGR MNIST CNN at batch 128: 64-70 ms CPU against 20-22 ms in XLA's Eigen convolution).
-    Inserting a zero between the input's rows and doubling the window stride, the kernel
-    dilation and the low padding (``2·p_lo``; high ``2·p_hi + 1``) visits exactly the original
-    products: window position ``t`` of output ``i`` reads dilated row ``2(i·d + t·s) - 2·p_lo``,
-    the original row ``i·d + t·s - p_lo``, and never an inserted zero (exact, tested in float64
-    against JAX's transpose rule; measured as fast as the plain form in Eigen).
-    """
-    window_strides, padding, rhs_dilation, prec = kcfg
-    window_strides = (2 * window_strides[0],) + tuple(window_strides[1:])
-    rhs_dilation = (2 * rhs_dilation[0],) + tuple(rhs_dilation[1:])
-    padding = ((2 * padding[0][0], 2 * padding[0][1] + 1),) + tuple(padding[1:])
-    lhs_dilation = (2,) + (1,) * (len(padding) - 1)
-    return lax.conv_general_dilated(xt, gt, window_strides, padding, lhs_dilation=lhs_dilation,
-                                    rhs_dilation=rhs_dilation, dimension_numbers=_dn(len(padding)),
-                                    precision=prec)
 
 
 # _conv_t_p(g, w; cfg) is the transpose of x ↦ conv(x, w; cfg) (stride 1): an ordinary forward
