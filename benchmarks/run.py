@@ -12,8 +12,9 @@ Usage::
     python -m benchmarks --torch-venv PATH     # where the torch peer's venv lives (default
                                                # $ROBUSTJAX_TORCH_VENV or benchmarks/.torch-venv)
     python -m benchmarks --flax-conv           # the model with plain flax.linen.Conv ("before")
-    python -m benchmarks --ynnpack             # train steps with XLA:CPU's YNNPACK fusions on
-                                               # (the "before" of robustjax.core.compile)
+    python -m benchmarks --no-ynnpack          # train steps with XLA:CPU's YNNPACK fusions off
+                                               # (ROBUSTJAX_CPU_YNNPACK=0; before issue 18 the
+                                               # default of robustjax.core.compile)
 
 Sections and how each ratio is defined (every time: median of ``--repeats`` ≥ 5 runs after a
 warm-up, compilation excluded; the functions of one section run interleaved, round by round,
@@ -410,9 +411,10 @@ def main(argv=None) -> dict:
     ap.add_argument("--flax-conv", action="store_true",
                     help="build the model with plain flax.linen.Conv instead of the zoo's default "
                          "convolution (the 'before' figure of the conv optimization)")
-    ap.add_argument("--ynnpack", action="store_true",
-                    help="compile train steps with XLA:CPU's default YNNPACK fusions (sets "
-                         "ROBUSTJAX_CPU_YNNPACK=1; the 'before' figure of robustjax.core.compile)")
+    ap.add_argument("--no-ynnpack", action="store_true",
+                    help="compile train steps with XLA:CPU's YNNPACK fusions off (sets "
+                         "ROBUSTJAX_CPU_YNNPACK=0; the default of robustjax.core.compile before "
+                         "issue 18)")
     args = ap.parse_args(argv)
     sections = parse_sections(args.only)
     batch = args.batch or (QUICK_BATCH if args.quick else 128)
@@ -422,8 +424,8 @@ def main(argv=None) -> dict:
     venv = args.torch_venv or default_venv()
     if args.flax_conv:
         common.use_flax_conv()
-    if args.ynnpack:
-        os.environ["ROBUSTJAX_CPU_YNNPACK"] = "1"
+    if args.no_ynnpack:
+        os.environ["ROBUSTJAX_CPU_YNNPACK"] = "0"
 
     meta = {"timestamp": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
             "quick": args.quick, "sections": sections, "batch": batch, "repeats": repeats,
