@@ -57,8 +57,15 @@ PAIRS = (
     ("pgd10_at_library", "pgd10_at", "pgd10_at_library",
      "PyTorch PGD-10 AT step ÷ robustjax PGD-10 AT step (jit_train_step)", 1.0, None),
 )
+#: diagnostic pairs (``--only``; not rows of ``python -m benchmarks``)
+DIAGNOSTIC_PAIRS = (
+    ("param_grad", "param_grad", "param_grad", "PyTorch ÷ JAX parameter gradient (plain jit)", None, None),
+    ("input_grad", "input_grad", "input_grad", "PyTorch ÷ JAX input gradient (plain jit)", None, None),
+    ("forward", "forward", "forward", "PyTorch ÷ JAX forward pass (plain jit)", None, None),
+)
 #: steps per block: enough to amortize a round trip, little enough to interleave finely
-BLOCK = {"erm": 3, "erm_library": 3, "erm_plain_jit": 3, "pgd10_at": 1, "pgd10_at_library": 1}
+BLOCK = {"erm": 3, "erm_library": 3, "erm_plain_jit": 3, "pgd10_at": 1, "pgd10_at_library": 1,
+         "param_grad": 3, "input_grad": 3, "forward": 5}
 
 
 class Worker:
@@ -124,7 +131,7 @@ def _median(values):
 
 
 def summarize(samples: dict[str, dict[str, list[list[float]]]]) -> dict:
-    """Per step: per-round block medians, their median, min, max (wall and CPU)."""
+    """Per ``side:step``: per-round block medians, their median, min, max (wall and CPU)."""
     out = {}
     for name, kinds in samples.items():
         row = {}
@@ -137,7 +144,7 @@ def summarize(samples: dict[str, dict[str, list[list[float]]]]) -> dict:
 
 
 def pair_ratios(steps: dict, torch_name: str, jax_name: str) -> dict:
-    t, j = steps[torch_name], steps[jax_name]
+    t, j = steps[f"torch:{torch_name}"], steps[f"jax:{jax_name}"]
     paired = [a / b for a, b in zip(t["wall"]["per_round_s"], j["wall"]["per_round_s"])]
     return {"wall": t["wall"]["median_s"] / j["wall"]["median_s"],
             "cpu": t["cpu"]["median_s"] / j["cpu"]["median_s"],
@@ -176,15 +183,16 @@ def run_race(*, venv: Path, batch: int = 128, rounds: int = 9, threads: int = 2,
                 for w in workers.values():
                     w.wait_ready()
                 names = {"jax": jax_names, "torch": torch_names}
-                samples = {n: {"wall": [], "cpu": []} for n in jax_names + torch_names}
+                samples = {f"{side}:{n}": {"wall": [], "cpu": []}
+                           for side in ("jax", "torch") for n in names[side]}
                 for r in range(rounds):
                     say(f"race: round {r + 1}/{rounds}")
                     for side in (("jax", "torch") if r % 2 == 0 else ("torch", "jax")):
                         order = names[side] if r % 2 == 0 else names[side][::-1]
                         for name in order:
                             res = workers[side].run(name, BLOCK.get(name, 1))
-                            samples[name]["wall"].append(res["wall"])
-                            samples[name]["cpu"].append(res["cpu"])
+                            samples[f"{side}:{name}"]["wall"].append(res["wall"])
+                            samples[f"{side}:{name}"]["cpu"].append(res["cpu"])
             except (OSError, RuntimeError, TimeoutError, KeyError, ValueError) as exc:
                 for w in workers.values():
                     w.close()
@@ -195,10 +203,32 @@ def run_race(*, venv: Path, batch: int = 128, rounds: int = 9, threads: int = 2,
                 w.close()
     steps = summarize(samples)
     return {"status": "ok", "rounds": rounds, "batch": batch, "data": source, "threads": threads,
-            "block": {n: BLOCK.get(n, 1) for n in samples},
+            "block": {n: BLOCK.get(n.split(":", 1)[1], 1) for n in samples},
             "info": {side: w.info for side, w in workers.items()},
             "steps": steps,
             "pairs": {key: pair_ratios(steps, t, j) for key, t, j, *_ in pairs}}
+
+
+def row_specs(res: dict, pairs=PAIRS) -> list[dict]:
+    """The ``python -m benchmarks`` rows of a race result: ``goal``, ``measured`` (wall ratio),
+    ``target``, ``stretch``, ``seconds`` and ``note`` per pair (``measured`` None if it failed)."""
+    ok = res.get("status") == "ok"
+    specs = []
+    for key, _, _, goal, target, stretch in pairs:
+        spec = {"goal": goal, "measured": None, "target": target, "stretch": stretch, "seconds": {}}
+        if ok:
+            p = res["pairs"][key]
+            spec.update(measured=p["wall"], seconds={"torch": p["torch_s"], "robustjax": p["jax_s"]},
+                        note=f"CPU time ratio {p['cpu']:.2f} ({1e3 * p['torch_cpu_s']:.0f} vs "
+                             f"{1e3 * p['jax_cpu_s']:.0f} ms); per-round ratios "
+                             f"{p['paired_min']:.2f}–{p['paired_max']:.2f}; two persistent "
+                             f"processes, {res['rounds']} alternating rounds")
+        elif res.get("status") == "not installed":
+            spec["note"] = "peer not installed — " + res.get("hint", "")
+        else:
+            spec["note"] = f"race failed: {str(res.get('error', ''))[-200:]}"
+        specs.append(spec)
+    return specs
 
 
 def format_table(res: dict) -> str:
@@ -206,7 +236,7 @@ def format_table(res: dict) -> str:
              f"{res['rounds']} rounds, torch threads {res['threads']}",
              f"{'pair':62s} {'wall ratio':>10s} {'paired (min-max)':>18s} {'CPU ratio':>9s}  "
              f"{'torch ms':>8s} {'jax ms':>7s}"]
-    for key, _, _, goal, _, _ in PAIRS:
+    for key, _, _, goal, _, _ in PAIRS + DIAGNOSTIC_PAIRS:
         p = res["pairs"].get(key)
         if p:
             lines.append(f"{goal[:62]:62s} {p['wall']:10.2f} {p['paired_median']:6.2f} "
@@ -222,13 +252,14 @@ def main(argv=None) -> dict:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--torch-venv", type=Path,
                     default=Path(os.environ.get("ROBUSTJAX_TORCH_VENV") or BENCH_DIR / ".torch-venv"))
-    ap.add_argument("--only", default="", help="comma list of pair keys (default: all)")
+    ap.add_argument("--only", default="", help="comma list of pair keys (default: the PAIRS rows; "
+                    "diagnostics: param_grad, input_grad, forward)")
     ap.add_argument("--json", default=None)
     args = ap.parse_args(argv)
     if args.rounds < MIN_ROUNDS:
         ap.error(f"--rounds must be >= {MIN_ROUNDS}")
     only = [k for k in args.only.split(",") if k]
-    pairs = [p for p in PAIRS if not only or p[0] in only]
+    pairs = [p for p in PAIRS + DIAGNOSTIC_PAIRS if (p[0] in only if only else p in PAIRS)]
     res = run_race(venv=args.torch_venv, batch=args.batch, rounds=args.rounds,
                    threads=args.threads, pairs=pairs,
                    progress=lambda m: print(m, file=sys.stderr, flush=True))

@@ -17,6 +17,11 @@ erm_plain_jit      what a user writes in a notebook: ``jax.jit`` of ``jax.value_
                    ``optax.apply_updates``, with JAX's default compile options
 pgd10_at_library   ``jit_train_step`` of the ``adversarial`` objective, PGD-10 ℓ∞ (ε 0.1,
                    α 0.01, random start), as torchattacks' step on the PyTorch side
+param_grad         (diagnostic) plain ``jax.jit`` gradient of the mean cross-entropy w.r.t.
+                   the parameters
+input_grad         (diagnostic) plain ``jax.jit`` gradient of the summed cross-entropy w.r.t.
+                   the input
+forward            (diagnostic) plain ``jax.jit`` forward pass
 =================  ======================================================================
 
 Each step is compiled and run 3 times before serving. Run by the coordinator; by hand:
@@ -36,7 +41,8 @@ if __package__ in (None, ""):  # run as a script: make ``benchmarks`` importable
 
 from benchmarks.peer.serve import protocol_stream, serve
 
-STEP_NAMES = ("erm_library", "erm_plain_jit", "pgd10_at_library")
+STEP_NAMES = ("erm_library", "erm_plain_jit", "pgd10_at_library", "param_grad", "input_grad",
+              "forward")
 WARMUP = 3
 PGD_AT = {"attack": "pgd_linf", "eps": 0.1, "step_size": 0.01, "steps": 10}
 
@@ -90,6 +96,23 @@ def plain_jit_step(model, x, y):
     return run
 
 
+def diagnostic_step(kind: str, model, x, y):
+    """A plain ``jax.jit`` parameter gradient, input gradient or forward pass (no feedback)."""
+    import jax
+    import optax
+
+    variables = model.init(jax.random.PRNGKey(0), x[:1])
+
+    def ce(v, xx, reduce):
+        return reduce(optax.softmax_cross_entropy_with_integer_labels(model.apply(v, xx), y))
+
+    fns = {"param_grad": (jax.jit(jax.grad(lambda v, xx: ce(v, xx, lambda a: a.mean()))), (variables, x)),
+           "input_grad": (jax.jit(jax.grad(lambda xx, v: ce(v, xx, lambda a: a.sum()))), (x, variables)),
+           "forward": (jax.jit(model.apply), (variables, x))}
+    fn, args = fns[kind]
+    return lambda: jax.block_until_ready(fn(*args))
+
+
 def build_steps(data: str, names) -> tuple[dict, dict]:
     import jax
     import jax.numpy as jnp
@@ -105,6 +128,7 @@ def build_steps(data: str, names) -> tuple[dict, dict]:
         "erm_library": lambda: library_step("erm", model, x, y),
         "erm_plain_jit": lambda: plain_jit_step(model, x, y),
         "pgd10_at_library": lambda: library_step("adversarial", model, x, y, **PGD_AT),
+        **{k: (lambda k=k: diagnostic_step(k, model, x, y)) for k in ("param_grad", "input_grad", "forward")},
     }
     steps = {n: makers[n]() for n in names}
     for fn in steps.values():

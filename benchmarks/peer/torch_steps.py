@@ -12,6 +12,9 @@ erm         ``model.train()``, ``zero_grad``, forward, mean cross-entropy, ``bac
             ``Adam.step()`` (the plain PyTorch training step)
 pgd10_at    ``torchattacks.PGD(eps=0.1, alpha=0.01, steps=10, random_start=True)`` makes
             ``x_adv`` (torchattacks switches to eval mode and back), then the ERM step on it
+param_grad  (diagnostic) the gradient of the mean cross-entropy w.r.t. the parameters
+input_grad  (diagnostic) the gradient of the summed cross-entropy w.r.t. the input
+forward     (diagnostic) a forward pass under ``torch.no_grad()``
 ==========  ==========================================================================
 
 ``torch.set_num_threads(--threads)`` and ``OMP_WAIT_POLICY`` (default ``passive``; see
@@ -71,7 +74,20 @@ def build_steps(args) -> tuple[dict, dict]:
         model.train()
         return erm_on(x)
 
-    steps = {"erm": erm}
+    def param_grad():
+        model.train()
+        params = [p for p in model.parameters()]
+        return torch.autograd.grad(F.cross_entropy(model(x), y), params)
+
+    def input_grad():
+        xg = x.detach().clone().requires_grad_(True)
+        return torch.autograd.grad(F.cross_entropy(model(xg), y, reduction="sum"), xg)[0]
+
+    def forward():
+        with torch.no_grad():
+            return model(x)
+
+    steps = {"erm": erm, "param_grad": param_grad, "input_grad": input_grad, "forward": forward}
     wanted = [s for s in args.steps.split(",") if s]
     if "pgd10_at" in wanted:
         import torchattacks
