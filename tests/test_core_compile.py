@@ -1,4 +1,5 @@
-"""robustjax.core.compile: the CPU compiler options of training steps change speed, not values."""
+"""robustjax.core.compile: the CPU compiler options of training steps change speed, not values;
+XLA's defaults are the default, YNNPACK off is an opt-in."""
 
 import jax
 import jax.numpy as jnp
@@ -24,18 +25,19 @@ def _needs_option():
         pytest.skip("this jaxlib's XLA:CPU has no YNNPACK option")
 
 
-def test_options_on_cpu_and_the_ways_to_keep_the_default(monkeypatch):
+def test_default_options_and_the_ways_to_turn_ynnpack_off(monkeypatch):
     _needs_option()
-    assert C.cpu_compiler_options() == {C.YNN_OPTION: ""}
-    assert C.cpu_compiler_options(ynnpack=True) == {}
-    assert C.cpu_compiler_options(platform="gpu") == {}
-    assert C.cpu_compiler_options(platform="tpu") == {}
-    monkeypatch.setenv("ROBUSTJAX_CPU_YNNPACK", "1")
     assert C.cpu_compiler_options() == {}
     assert C.cpu_compiler_options(ynnpack=False) == {C.YNN_OPTION: ""}
+    assert C.cpu_compiler_options(ynnpack=False, platform="gpu") == {}
+    assert C.cpu_compiler_options(ynnpack=False, platform="tpu") == {}
     monkeypatch.setenv("ROBUSTJAX_CPU_YNNPACK", "0")
     assert C.cpu_compiler_options() == {C.YNN_OPTION: ""}
+    assert C.cpu_compiler_options(ynnpack=True) == {}
+    monkeypatch.setenv("ROBUSTJAX_CPU_YNNPACK", "1")
+    assert C.cpu_compiler_options() == {}
     # the user's own XLA_FLAGS setting of the option stays in charge
+    monkeypatch.setenv("ROBUSTJAX_CPU_YNNPACK", "0")
     monkeypatch.setenv("XLA_FLAGS", f"--{C.YNN_OPTION}=dot")
     assert C.cpu_compiler_options() == {}
 
@@ -61,11 +63,11 @@ def _cnn_and_grad():
     return grad, params, x
 
 
-def test_jit_drops_ynnpack_fusions_and_keeps_the_values():
+def test_jit_without_ynnpack_drops_its_fusions_and_keeps_the_values():
     _needs_option()
     grad, params, x = _cnn_and_grad()
     plain = jax.jit(grad)
-    ours = C.jit(grad)
+    ours = C.jit(grad, ynnpack=False)
     ours_text = ours.lower(params, x).compile().as_text()
     assert "__ynn_fusion" not in ours_text
     if "__ynn_fusion" not in plain.lower(params, x).compile().as_text():
@@ -73,14 +75,14 @@ def test_jit_drops_ynnpack_fusions_and_keeps_the_values():
     a, b = plain(params, x), ours(params, x)
     for u, v in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
         np.testing.assert_allclose(np.asarray(v), np.asarray(u), rtol=1e-4, atol=1e-6)
-    # ynnpack=True is plain jax.jit
-    assert "__ynn_fusion" in C.jit(grad, ynnpack=True).lower(params, x).compile().as_text()
+    # the default is plain jax.jit
+    assert "__ynn_fusion" in C.jit(grad).lower(params, x).compile().as_text()
 
 
 def test_explicit_compiler_options_win_and_other_jit_arguments_pass_through():
     _needs_option()
     grad, params, x = _cnn_and_grad()
-    explicit = C.jit(grad, ynnpack=True, compiler_options={C.YNN_OPTION: ""})
+    explicit = C.jit(grad, compiler_options={C.YNN_OPTION: ""})
     assert "__ynn_fusion" not in explicit.lower(params, x).compile().as_text()
     f = C.jit(lambda a, b: a * b, static_argnums=(1,), donate_argnums=())
     assert float(f(jnp.float32(2.0), 3)) == 6.0

@@ -18,7 +18,7 @@ DN = ("NHWC", "HWIO", "NHWC")
 
 # (H, W, C_in, C_out, kernel, strides, padding, dilation): every geometry of the zoo (3x3 VALID
 # and SAME, explicit (1, 1) pads, strided ResNet/ELU-Net convs, 1x1 shortcut-like convs, large
-# kernels) plus asymmetric pads and dilation; C_in >= 16 exercises the extra-row forward form.
+# kernels) plus asymmetric pads and dilation; C_in >= 16 exercises the YNNPACK-declined forward form (conv_forms).
 CASES = [
     (9, 8, 3, 4, (3, 3), (1, 1), "VALID", (1, 1)),
     (9, 8, 16, 5, (3, 3), (1, 1), "VALID", (1, 1)),
@@ -230,3 +230,4 @@ def test_kernel_gradient_inside_a_loop_stays_canonical():
     hlo = jax.jit(grads).lower(kern).compile().as_text()
     labels = set(re.findall(r"dim_labels=([\w>\-]+)", hlo))
     assert labels and labels <= {"b01f_01io->b01f"}, labels
+

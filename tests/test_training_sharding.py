@@ -71,8 +71,8 @@ def test_four_devices_equal_one_device_with_batchnorm(tmp_path):
     # and float64 differ by ~40% — so no two summation orders agree to 1e-5.)
     # The ResNet is ill-conditioned too, more mildly: after two SGD steps its parameters move
     # by ~6e-5 between any two float32 summation orders. The noise floor is measured here as
-    # the distance between two correct 1-device runs, one with XLA's own convolutions (the
-    # train-step default on CPU) and one with YNNPACK's; the 4-device run must be as close to
+    # the distance between two correct 1-device runs, one with XLA's own convolutions
+    # (ROBUSTJAX_CPU_YNNPACK=0) and one with YNNPACK's; the 4-device run must be as close to
     # the 1-device run as they are to each other. Per-device BatchNorm statistics (the bug
     # this guards against) move the first loss by ~1e-2 and the parameters by ~1e-3.
     losses1, leaves1 = _run("resnet", 1, tmp_path)

@@ -1,20 +1,24 @@
-"""XLA:CPU compiler options for training programs, and a ``jax.jit`` that applies them (issue 7).
+"""XLA:CPU compiler options for training programs, and a ``jax.jit`` that applies them (issues 7, 18).
 
 jaxlib 0.10's XLA:CPU hands convolutions to YNNPACK. In a forward pass that is fast (the whole
-network runs as one YNNPACK fusion), but the *kernel* gradient of a convolution, a convolution
-with the batch as its contracted feature axis and the whole feature map as its window, is slow
-in YNNPACK: on the SGR MNIST CNN (batch 128) one such convolution took 110 ms of a 285 ms ERM
-step (profile: ``benchmarks/profile_gradient.py``). With YNNPACK's fusions off for the program,
-XLA's Eigen convolutions run it instead and the ERM step takes 128 ms instead of 230 ms, the GN
-step 202 ms instead of 389 ms (one interleaved run, README "Performance"). Input gradients are
-already fast with YNNPACK thanks to ``robustjax.nn.Conv``, and forward passes are faster with
-it, so robustjax applies the option per program, only to programs that differentiate with
-respect to parameters: the training steps. Users' own training steps get the same speed-up
-with :func:`jit` (or by passing :func:`cpu_compiler_options` to ``jax.jit``).
+network runs as one YNNPACK fusion), but YNNPACK runs some convolutions of a gradient slowly,
+above all the *kernel* gradient (a convolution with the batch as its contracted feature axis
+and the whole feature map as its window): on the SGR MNIST CNN (batch 128) one such
+convolution took 110 ms of a 285 ms ERM step (profile: ``benchmarks/profile_gradient.py``).
 
-Set ``ROBUSTJAX_CPU_YNNPACK=1`` to keep XLA's default; an ``XLA_FLAGS`` that already sets
-``--xla_cpu_experimental_ynn_fusion_type`` is left in charge. On GPU/TPU, and with a jaxlib that
-does not know the option, nothing is changed.
+Since issue 18 the zoo's convolution (``robustjax.nn.Conv``) emits those convolutions, on CPU,
+in a form XLA keeps away from YNNPACK (``robustjax.nn.conv``), so a plain ``jax.jit`` training
+step on a zoo model is as fast as it gets and XLA's default options are the default here too:
+with the layer's forms, YNNPACK on is 1–12% faster per train step than off (every method of
+``benchmarks/train_step.py``, one interleaved run). The option stays useful for models built
+on plain ``flax.linen.Conv`` (or ``lax.conv_general_dilated``), whose kernel gradients YNNPACK
+still runs slowly: ``jit(step, ynnpack=False)`` (or ``ROBUSTJAX_CPU_YNNPACK=0``) compiles a
+program with YNNPACK's fusions off (ERM step 230 -> 128 ms with ``flax.linen.Conv``, issue 7).
+
+``ROBUSTJAX_CPU_YNNPACK=0`` turns YNNPACK off for every training step robustjax compiles
+(``robustjax.training.step.jit_train_step``); an ``XLA_FLAGS`` that already sets
+``--xla_cpu_experimental_ynn_fusion_type`` is left in charge. On GPU/TPU, and with a jaxlib
+that does not know the option, nothing is changed.
 """
 
 from __future__ import annotations
@@ -51,11 +55,11 @@ def _user_sets_flag() -> bool:
 
 def cpu_compiler_options(*, platform: str | None = None, ynnpack: bool | None = None) -> dict[str, Any]:
     """``compiler_options`` for ``jax.jit`` of a training step on ``platform`` (default: JAX's
-    default backend): ``{YNN_OPTION: ""}`` on CPU, ``{}`` elsewhere or when not applicable.
+    default backend): ``{YNN_OPTION: ""}`` (YNNPACK fusions off) when ``ynnpack=False`` on CPU,
+    ``{}`` (XLA's default) otherwise.
 
-    ``ynnpack=True`` (or the environment variable ``ROBUSTJAX_CPU_YNNPACK=1``) keeps XLA's
-    default and returns ``{}``; ``ynnpack=False`` asks for the option even if the environment
-    variable is set. An ``XLA_FLAGS`` that sets the option itself always wins.
+    ``ynnpack=None`` reads the environment variable ``ROBUSTJAX_CPU_YNNPACK`` (``0``: off,
+    ``1`` or unset: XLA's default). An ``XLA_FLAGS`` that sets the option itself always wins.
     """
     if ynnpack is not None and not isinstance(ynnpack, bool):
         raise ValueError(f"ynnpack must be None, True or False; got {ynnpack!r}")
@@ -63,7 +67,7 @@ def cpu_compiler_options(*, platform: str | None = None, ynnpack: bool | None = 
         env = os.environ.get(_ENV, "")
         if env not in ("", "0", "1"):
             raise ValueError(f"{_ENV} must be '0' or '1' when set; got {env!r}")
-        ynnpack = env == "1"
+        ynnpack = env != "0"
     platform = jax.default_backend() if platform is None else platform
     if ynnpack or platform != "cpu" or _user_sets_flag() or not _option_supported():
         return {}
@@ -82,8 +86,9 @@ def _mesh_platform(kwargs: dict) -> str | None:
 
 def jit(fun: Callable, *, ynnpack: bool | None = None, **jit_kwargs) -> Callable:
     """``jax.jit(fun, **jit_kwargs)`` with :func:`cpu_compiler_options` merged into its
-    ``compiler_options`` (options passed explicitly win). Use it for steps that take gradients
-    with respect to convolution kernels; on non-CPU platforms it is plain ``jax.jit``.
+    ``compiler_options`` (options passed explicitly win). With the default ``ynnpack=None`` and
+    ``ROBUSTJAX_CPU_YNNPACK`` unset it is plain ``jax.jit``; ``ynnpack=False`` turns XLA:CPU's
+    YNNPACK fusions off for this program (for steps on models with plain ``flax.linen.Conv``).
     """
     opts = cpu_compiler_options(platform=_mesh_platform(jit_kwargs), ynnpack=ynnpack)
     merged = {**opts, **(jit_kwargs.pop("compiler_options", None) or {})}

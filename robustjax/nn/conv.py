@@ -18,17 +18,20 @@ dilation, one feature group) with ``jax.custom_jvp``. The undifferentiated call 
 ``lax`` convolution, so inference keeps XLA's whole-network fusion. Under differentiation the
 rule evaluates a private bilinear primitive ``_conv_p`` whose
 
-* forward form, for stride 1 and >= 16 input channels, pads extra rows at the bottom so the
-  output is one row taller than the input (XLA then uses Eigen) and slices them off: at most
-  ``in - out + 1`` extra rows, e.g. +12% work on 26->24 (values equal the plain convolution
-  up to float rounding: same products, different summation order);
+* forward form, for stride 1 and >= 16 input channels, on CPU, is the same convolution on its
+  input dilated by 2 along one axis (:func:`robustjax.nn.conv_forms.ynn_declined_conv`: same products, no extra work;
+  XLA's YNNPACK path declines it and XLA's Eigen convolution takes it). Issue 7 padded extra
+  output rows instead (12-37% more work on the zoo's 3x3 layers);
 * transpose w.r.t. the input (stride 1) is the primitive ``_conv_t_p``: an ordinary forward
   convolution of the cotangent with the explicitly flipped, in/out-transposed kernel
   ``flip(W).swapaxes(-1, -2)`` and padding ``d(k-1) - p`` (canonical ``HWIO`` labels in every
   context, loops included), whose own transposes are ``_conv_p`` and the kernel gradient (so
   double backprop never differentiates through the flip); for strides > 1 it is JAX's own
   transpose of ``lax.conv_general_dilated``;
-* transpose w.r.t. the kernel is JAX's own (``lax``) kernel-gradient convolution.
+* transpose w.r.t. the kernel is one canonical convolution between explicit transposes
+  (:func:`robustjax.nn.conv_forms.kernel_gradient`), on CPU in the same declined form for 2-D convolutions, so that a
+  plain ``jax.jit`` training step with XLA's default options runs every kernel gradient in
+  XLA's Eigen convolution (YNNPACK ran them ~3x slower; issue 18).
 
 Because ``_conv_p`` is a primitive with a bilinear JVP, transpose and batching rules, every
 transformation composes: ``jax.jvp``/``jax.linearize`` (power iteration), ``jax.vjp``,
@@ -46,7 +49,6 @@ path when it applies and otherwise calls ``lax`` unchanged.
 
 from __future__ import annotations
 
-import os
 from typing import Any, Sequence
 
 import flax.linen as nn
@@ -58,28 +60,14 @@ from jax.custom_derivatives import SymbolicZero
 from jax.extend.core import Primitive
 from jax.interpreters import ad, batching, mlir
 
+from robustjax.nn.conv_forms import YNN_AVOID_MIN_CHANNELS  # noqa: F401  (re-exported)
+from robustjax.nn.conv_forms import dimension_numbers as _dn
+from robustjax.nn.conv_forms import kernel_gradient as _kernel_grad
+from robustjax.nn.conv_forms import lax_conv as _lax_conv
+from robustjax.nn.conv_forms import materialized_conv as _materialized_conv
+from robustjax.nn.conv_forms import out_shape as _out_shape
+
 __all__ = ["conv", "conv_general_dilated", "Conv", "YNN_AVOID_MIN_CHANNELS"]
-
-#: Stride-1 convolutions with at least this many input channels get the extra-row forward form
-#: under differentiation (smaller ones, e.g. a 1-channel MNIST input layer, were measured
-#: faster in YNNPACK than in Eigen). Set to a huge number to disable the form.
-YNN_AVOID_MIN_CHANNELS = 16
-
-
-def _spec(n: int):
-    sp = "HWDXYZ"[:n] if n <= 6 else None
-    if sp is None:
-        raise ValueError(f"at most 6 spatial dimensions are supported; got {n}")
-    return ("N" + sp + "C", sp + "IO", "N" + sp + "C")
-
-
-def _dn(n: int):
-    s = _spec(n)
-    return lax.ConvDimensionNumbers(
-        lhs_spec=(0, n + 1) + tuple(range(1, n + 1)),
-        rhs_spec=(n + 1, n) + tuple(range(n)),
-        out_spec=(0, n + 1) + tuple(range(1, n + 1)),
-    ) if s else None
 
 
 def _tuple(v, n, name):
@@ -91,56 +79,6 @@ def _tuple(v, n, name):
     if len(v) != n:
         raise ValueError(f"{name} must have {n} entries; got {v}")
     return v
-
-
-def _lax_conv(x, w, cfg):
-    strides, pads, dil, precision = cfg
-    return lax.conv_general_dilated(x, w, strides, pads, rhs_dilation=dil,
-                                    dimension_numbers=_dn(w.ndim - 2), precision=precision)
-
-
-def _out_shape(x_shape, w_shape, cfg):
-    strides, pads, dil, _ = cfg
-    n = len(w_shape) - 2
-    sp = []
-    for i in range(n):
-        dk = (w_shape[i] - 1) * dil[i] + 1
-        size = x_shape[1 + i] + pads[i][0] + pads[i][1] - dk
-        sp.append(max(size // strides[i] + 1, 0) if size >= 0 else 0)
-    return (x_shape[0],) + tuple(sp) + (w_shape[-1],)
-
-
-def _ynn_disabled() -> bool:
-    """True when ``XLA_FLAGS`` turns XLA:CPU's YNNPACK fusions off (then the plain form is best)."""
-    for flag in os.environ.get("XLA_FLAGS", "").split():
-        if flag.startswith("--xla_cpu_experimental_ynn_fusion_type="):
-            items = [v for v in flag.split("=", 1)[1].lower().split(",") if v]
-            if any(v[0] in "+-" for v in items):  # edits of the default list
-                return any(v[0] == "-" and "convolution" in v for v in items)
-            return not any("convolution" in v for v in items)  # an explicit list
-    return False
-
-
-def _materialized_conv(x, w, cfg):
-    """The convolution in the form XLA:CPU runs fastest when its output is materialized.
-
-    Stride 1, >= ``YNN_AVOID_MIN_CHANNELS`` input channels: pad rows at the bottom of the first
-    spatial axis so that the output is taller than the input (XLA's YNNPACK path declines such
-    convolutions; the Eigen path takes them) and slice the extra rows off. Otherwise (and when
-    ``XLA_FLAGS`` keeps YNNPACK away from convolutions) the plain convolution.
-    """
-    strides, pads, dil, precision = cfg
-    n = w.ndim - 2
-    out = _out_shape(x.shape, w.shape, cfg)
-    if (any(s != 1 for s in strides) or x.shape[-1] < YNN_AVOID_MIN_CHANNELS or n != 2
-            or 0 in out or _ynn_disabled()):
-        return _lax_conv(x, w, cfg)
-    extra = x.shape[1] + 1 - out[1]
-    if extra <= 0 or any(o > i for o, i in zip(out[1:-1], x.shape[1:-1])):
-        return _lax_conv(x, w, cfg)
-    padded = ((pads[0][0], pads[0][1] + extra),) + tuple(pads[1:])
-    y = _lax_conv(x, w, (strides, padded, dil, precision))
-    return y[:, : out[1]]
 
 
 # ----------------------------------------------------------------------------------------
@@ -181,32 +119,6 @@ def _flipped_shape(w_shape):
     return tuple(w_shape[:-2]) + (w_shape[-1], w_shape[-2])
 
 
-def _kernel_grad(g, x, w_shape, cfg):
-    """∂⟨g, conv(x, k)⟩/∂k as one canonical (NHWC x HWIO) convolution between explicit
-    transposes: ``dk[c, i, o] = Σ_{b, h} x_pad[b, h·s + i·d, c] g[b, h, o]`` is a convolution of
-    ``x`` with batch and channel axes swapped (``[C, H.., B]``) by the kernel ``g`` laid out
-    ``[H_out.., B, O]``, with window stride ``d`` (the forward's kernel dilation), kernel
-    dilation ``s`` (the forward's stride), the forward's low padding and a high padding (possibly
-    negative: a crop) that makes the output exactly the kernel's size.
-
-    Same values as JAX's transpose rule for ``lax.conv_general_dilated`` (tested), but JAX's rule
-    hands XLA a convolution with non-canonical dimension labels, which XLA:CPU transposes into
-    canonical form only outside loops; inside a ``lax.scan``/``while`` body (a microbatched
-    gradient, SOAR's penalty) it ran as a naive loop, ~30x slower (measured: 650 ms for one
-    24x24x32 -> 3x3x32x32 kernel gradient at batch 64).
-    """
-    strides, pads, dil, precision = cfg
-    n = len(w_shape) - 2
-    k_sp, g_sp = tuple(w_shape[:n]), g.shape[1:-1]
-    hi = tuple((k - 1) * d + (o - 1) * s + 1 - x_len - p[0]
-               for k, d, o, s, x_len, p in zip(k_sp, dil, g_sp, strides, x.shape[1:-1], pads))
-    xt = jnp.moveaxis(x, (0, n + 1), (n + 1, 0))          # [C, H.., B]
-    gt = jnp.moveaxis(g, 0, n)                             # [H_out.., B, O]
-    out = lax.conv_general_dilated(
-        xt, gt.astype(x.dtype), window_strides=dil,
-        padding=tuple((p[0], h) for p, h in zip(pads, hi)), rhs_dilation=strides,
-        dimension_numbers=_dn(n), precision=precision)    # [C, k.., O]
-    return jnp.moveaxis(out, 0, n).astype(g.dtype)         # [k.., C, O]
 
 
 # _conv_t_p(g, w; cfg) is the transpose of x ↦ conv(x, w; cfg) (stride 1): an ordinary forward

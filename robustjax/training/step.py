@@ -76,9 +76,10 @@ def jit_train_step(
 ):
     """``train_step`` compiled for ``mesh``: state replicated, batch sharded over ``"data"``.
 
-    On CPU it is compiled with XLA's YNNPACK fusions off (``robustjax.core.compile``: kernel
-    gradients of convolutions are ≈ 2× faster in XLA's own convolutions); ``ynnpack=True`` or
-    ``ROBUSTJAX_CPU_YNNPACK=1`` keeps XLA's default.
+    Compiled with ``robustjax.core.compile.jit``: XLA's default options unless ``ynnpack=False``
+    or ``ROBUSTJAX_CPU_YNNPACK=0`` turns XLA:CPU's YNNPACK fusions off (worth it only for models
+    built on plain ``flax.linen.Conv``, whose kernel gradients YNNPACK runs slowly; the zoo's
+    convolution keeps them away from YNNPACK itself).
     """
     step = partial(train_step, objective=objective, tx=tx, augment=augment)
     return _compile.jit(
