@@ -2,8 +2,8 @@
 
 Model: the SGR MNIST CNN (``benchmarks.common.build_model``), batch 128 of mnist-5k, Adam
 (1e-3), one jitted train step per method (the same ``robustjax.training.step.train_step`` the
-fit loop uses, compiled as the fit loop compiles it: ``robustjax.core.compile.jit``, XLA's
-default options unless ``ROBUSTJAX_CPU_YNNPACK=0`` turns YNNPACK off). Each time is the median of ``--repeats`` (≥ 5) interleaved steps after a
+fit loop uses, compiled as the fit loop compiles it: ``robustjax.core.compile.jit`` with XLA's
+default options, as ``jit_train_step``, unless ``ROBUSTJAX_CPU_YNNPACK=0`` turns YNNPACK off). Each time is the median of ``--repeats`` (≥ 5) interleaved steps after a
 warm-up (compilation excluded, reported as ``compile_s``); the ratio divides by ERM's median
 measured in the same rounds. Peak memory is XLA's compiled memory analysis of each step
 (arguments + outputs + temporaries − aliased) ÷ ERM's.
@@ -68,7 +68,8 @@ def step_candidate(key: str, x, y, *, _states: dict | None = None) -> common.Can
         batch_size=x.shape[0], key=jax.random.PRNGKey(1), data_variance=float(np.var(x)), **kwargs))
     objective = make_objective(method, model, **kwargs)
     # compiled as the fit loop compiles it (robustjax.core.compile.jit)
-    step = compile_.jit(lambda s, b: train_step(s, b, objective=objective, tx=tx))
+    step = compile_.jit(lambda s, b: train_step(s, b, objective=objective, tx=tx),
+                        ynnpack=compile_.ynnpack_setting(default=True))
     return common.Candidate(step, (state, (x, y)))
 
 

@@ -74,8 +74,9 @@ opt_state = tx.init(params)
 
 # %% [markdown]
 # Your own train step. `robustjax.core.compile.jit` is `jax.jit` with XLA:CPU's YNNPACK fusions
-# off for this program: they are slow for the gradient with respect to convolution kernels
-# (see the module's docstring); on GPU/TPU it is plain `jax.jit`.
+# off for this program: they are slow for the gradient with respect to `linen.Conv` kernels
+# (see the module's docstring); on GPU/TPU it is plain `jax.jit`. Models built on the zoo's
+# `robustjax.nn.Conv` need no special jit: the layer keeps those gradients away from YNNPACK.
 
 
 # %%

@@ -1,5 +1,6 @@
 """robustjax.core.compile: the CPU compiler options of training steps change speed, not values;
-XLA's defaults are the default, YNNPACK off is an opt-in."""
+``jit`` (a user's own steps, any model) turns YNNPACK off by default, the library's train step
+keeps XLA's default (the zoo convolution keeps slow kernel gradients away from YNNPACK)."""
 
 import jax
 import jax.numpy as jnp
@@ -25,9 +26,10 @@ def _needs_option():
         pytest.skip("this jaxlib's XLA:CPU has no YNNPACK option")
 
 
-def test_default_options_and_the_ways_to_turn_ynnpack_off(monkeypatch):
+def test_default_options_and_the_ways_to_turn_ynnpack_on_and_off(monkeypatch):
     _needs_option()
-    assert C.cpu_compiler_options() == {}
+    assert C.cpu_compiler_options() == {C.YNN_OPTION: ""}
+    assert C.cpu_compiler_options(ynnpack=True) == {}
     assert C.cpu_compiler_options(ynnpack=False) == {C.YNN_OPTION: ""}
     assert C.cpu_compiler_options(ynnpack=False, platform="gpu") == {}
     assert C.cpu_compiler_options(ynnpack=False, platform="tpu") == {}
@@ -40,6 +42,41 @@ def test_default_options_and_the_ways_to_turn_ynnpack_off(monkeypatch):
     monkeypatch.setenv("ROBUSTJAX_CPU_YNNPACK", "0")
     monkeypatch.setenv("XLA_FLAGS", f"--{C.YNN_OPTION}=dot")
     assert C.cpu_compiler_options() == {}
+
+
+def test_ynnpack_setting_argument_then_environment_then_default(monkeypatch):
+    assert C.ynnpack_setting(default=True) is True
+    assert C.ynnpack_setting(default=False) is False
+    assert C.ynnpack_setting(False, default=True) is False
+    monkeypatch.setenv("ROBUSTJAX_CPU_YNNPACK", "0")
+    assert C.ynnpack_setting(default=True) is False
+    assert C.ynnpack_setting(True, default=False) is True
+    monkeypatch.setenv("ROBUSTJAX_CPU_YNNPACK", "1")
+    assert C.ynnpack_setting(default=False) is True
+
+
+def test_library_train_step_keeps_ynnpack_and_user_jit_drops_it(monkeypatch):
+    # jit_train_step on a zoo model compiles with XLA's default options (YNNPACK fusions
+    # present in the compiled program), core.compile.jit of the same step without them
+    _needs_option()
+    from robustjax.core.sharding import data_mesh
+    from robustjax.training.objectives import make_objective
+    from robustjax.training.state import create_train_state
+    from robustjax.training.step import jit_train_step, train_step
+
+    model = create("sgr_cnn", 10, width="mnist")
+    tx = optax.sgd(0.1)
+    x = jnp.zeros((4, 28, 28, 1), jnp.float32)
+    batch = (x, jnp.zeros((4,), jnp.int32))
+    state = create_train_state(model, tx, key=jax.random.PRNGKey(0), input_shape=x.shape[1:])
+    objective = make_objective("erm", model)
+    lib = jit_train_step(objective=objective, tx=tx, mesh=data_mesh(), donate=False)
+    user = C.jit(lambda s, b: train_step(s, b, objective=objective, tx=tx))
+    assert "__ynn_fusion" in lib.lower(state, batch).compile().as_text()
+    assert "__ynn_fusion" not in user.lower(state, batch).compile().as_text()
+    monkeypatch.setenv("ROBUSTJAX_CPU_YNNPACK", "0")
+    lib_off = jit_train_step(objective=objective, tx=tx, mesh=data_mesh(), donate=False)
+    assert "__ynn_fusion" not in lib_off.lower(state, batch).compile().as_text()
 
 
 def test_bad_settings_fail_loudly(monkeypatch):
@@ -75,8 +112,9 @@ def test_jit_without_ynnpack_drops_its_fusions_and_keeps_the_values():
     a, b = plain(params, x), ours(params, x)
     for u, v in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
         np.testing.assert_allclose(np.asarray(v), np.asarray(u), rtol=1e-4, atol=1e-6)
-    # the default is plain jax.jit
-    assert "__ynn_fusion" in C.jit(grad).lower(params, x).compile().as_text()
+    # the default for a user's step is off too; ynnpack=True is plain jax.jit
+    assert "__ynn_fusion" not in C.jit(grad).lower(params, x).compile().as_text()
+    assert "__ynn_fusion" in C.jit(grad, ynnpack=True).lower(params, x).compile().as_text()
 
 
 def test_explicit_compiler_options_win_and_other_jit_arguments_pass_through():

@@ -76,15 +76,15 @@ def jit_train_step(
 ):
     """``train_step`` compiled for ``mesh``: state replicated, batch sharded over ``"data"``.
 
-    Compiled with ``robustjax.core.compile.jit``: XLA's default options unless ``ynnpack=False``
-    or ``ROBUSTJAX_CPU_YNNPACK=0`` turns XLA:CPU's YNNPACK fusions off (worth it only for models
-    built on plain ``flax.linen.Conv``, whose kernel gradients YNNPACK runs slowly; the zoo's
-    convolution keeps them away from YNNPACK itself).
+    Compiled with ``robustjax.core.compile.jit`` with XLA's default options (YNNPACK kept: the
+    zoo's convolution keeps slow kernel gradients away from it, issue 18) unless ``ynnpack=False``
+    or ``ROBUSTJAX_CPU_YNNPACK=0`` turns XLA:CPU's YNNPACK fusions off (worth it for models built
+    on plain ``flax.linen.Conv``, whose kernel gradients YNNPACK runs slowly).
     """
     step = partial(train_step, objective=objective, tx=tx, augment=augment)
     return _compile.jit(
         step,
-        ynnpack=ynnpack,
+        ynnpack=_compile.ynnpack_setting(ynnpack, default=True),
         in_shardings=(replicated(mesh), batch_sharding(mesh)),
         out_shardings=(replicated(mesh), replicated(mesh)),
         donate_argnums=(0,) if donate else (),
