@@ -1,5 +1,6 @@
-"""The plot_* companions of robustjax.analysis (plots_roth, plots_sgr, plots_soar, plotting):
-figures overlay labelled runs, axes carry units, bad input raises."""
+"""The plot_* companions of robustjax.analysis (robustjax.analysis.plots_roth, robustjax.analysis.plots_sgr,
+robustjax.analysis.plots_soar and their shared robustjax.analysis.plotting helpers), called through the package's
+public names: figures overlay labelled runs, axes carry units, bad input raises."""
 
 import io
 

@@ -1,5 +1,8 @@
 """``robustjax analyze`` as a user runs it on a tiny trained run: the files it writes, their
-agreement with direct calls of the diagnostics, ``--compare``/``--baseline``, bad options."""
+agreement with direct calls of the diagnostics (every analysis of robustjax.analyze.analyses_roth,
+robustjax.analyze.analyses_sgr_soar and robustjax.analyze.analyses_wen_farnia runs here, on the
+shared robustjax.analyze.context), ``--compare``/``--baseline``,
+bad options."""
 
 import json
 from pathlib import Path

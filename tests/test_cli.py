@@ -41,6 +41,7 @@ def test_evaluate_without_a_run_is_an_error(tmp_path, capsys):
 
 
 def test_module_entry_point_help():
+    """``python -m robustjax`` (robustjax.__main__) is the CLI."""
     proc = subprocess.run([sys.executable, "-m", "robustjax", "--help"], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0
     assert "train" in proc.stdout and "evaluate" in proc.stdout

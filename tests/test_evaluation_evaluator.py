@@ -1,5 +1,5 @@
 """evaluate(): exact numbers on affine models (closed-form distance to the boundary), chunk-size
-invariance, the worst-case invariants and bad input."""
+invariance, the worst-case invariants and bad input; accuracy_vs_eps (robustjax.evaluation.curves)."""
 
 from __future__ import annotations
 

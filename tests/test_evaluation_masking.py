@@ -1,5 +1,6 @@
 """Gradient-masking checks: fire on constructed pathological models, stay silent on a normally
-trained small model; comparison checks on hand-built reports; the transfer check."""
+trained small model; comparison checks on hand-built reports; the transfer check
+(robustjax.evaluation.transfer)."""
 
 from __future__ import annotations
 

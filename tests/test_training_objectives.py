@@ -1,5 +1,6 @@
-"""Every method's objective: runs jitted in the train step, matches an independent computation of
-its loss, keeps gradients where the papers put them, and rejects bad hyper-parameters."""
+"""Every method's objective (the package robustjax.training.objectives: its modules
+robustjax.training.objectives.base, robustjax.training.objectives.adversarial, .spectral,
+.gradient and .soar): runs jitted in the train step, matches an independent computation of its loss, keeps gradients where the papers put them, and rejects bad hyper-parameters."""
 
 import jax
 import jax.numpy as jnp
