@@ -47,14 +47,19 @@ def test_peer_rows_say_not_installed(quick_peers):
     _, res = quick_peers
     rows = res["rows"]
     torch_rows = [r for r in rows if "torch" in r["goal"].lower()]
-    # PGD ℓ∞, PGD ℓ2, forward and input gradient (reference rows), ERM step, PGD-10 AT step
-    assert len(torch_rows) == 6
+    # PGD ℓ∞, PGD ℓ2, forward and input gradient (reference rows; robustjax's side measured),
+    # then the two-process race rows: library ERM step, plain jax.jit ERM step, PGD-10 AT step
+    assert len(torch_rows) == 7
     for r in torch_rows:
         assert r["measured"] is None
         assert r["met"] == "—"
         assert "peer not installed" in r["note"]
         assert "setup_torch_env.sh" in r["note"]
-        assert r["seconds"]["robustjax"] > 0 and "torch" not in r["seconds"]
+        assert "torch" not in r["seconds"]
+    for r in torch_rows[:4]:
+        assert r["seconds"]["robustjax"] > 0
+    assert [r["goal"].split(" ÷ ")[1].split(" (")[0] for r in torch_rows[4:]] == [
+        "robustjax library ERM step", "plain jax.jit ERM step", "robustjax PGD-10 AT step"]
 
 
 def test_quick_mode_claims_no_goal(quick_peers):
