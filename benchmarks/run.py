@@ -452,7 +452,7 @@ def main(argv=None) -> dict:
             "soar_gradient_evaluations": bench_soar.GRADIENT_EVALUATIONS,
             "conv": "flax.linen.Conv" if args.flax_conv else "zoo default",
             "train_step_compiler_options": compile_.cpu_compiler_options(
-                ynnpack=compile_.ynnpack_setting(default=True)),  # as jit_train_step,
+                ynnpack=compile_.ynnpack_setting(default=True)),  # as jit_train_step
             "note": "medians on a shared machine: absolute seconds are noisy; ratios are measured "
                     "interleaved in one run"}
     raw = measure_jax(sections, batch=batch, repeats=repeats, quick=args.quick)
