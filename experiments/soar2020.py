@@ -37,6 +37,9 @@ INITS = ("pgd1", "zero", "random")
 # §2: linear regression, exact
 # ------------------------------------------------------------------------------------------------
 
+#: smallest difference of mean max. probability counted as a confidence blow-up (Table 5)
+CONFIDENCE_MARGIN = 0.01
+
 def section2(s: common.Settings) -> tuple[dict, dict, list]:
     """Run the §2 measurements in float64; returns (claim row, measurements, figure paths)."""
     from robustjax.data import overparameterized_linear_regression
@@ -238,8 +241,10 @@ def claims_of_training(s, rows: dict, pgd_key: str) -> tuple[list, list]:
     figs = [common.save_figure(s, fig, "soar_table5_confidence")]
     conf = {n: [r["confidence"]["clean"] for r in rows.values() if r["name"] == n]
             for n in ("erm", "pgd_at", "soar_pgd1", "soar_zero", "soar_random")}
-    v_conf = common.all_hold([common.verdict(conf["soar_zero"], conf["soar_pgd1"]),
-                              common.verdict(conf["soar_random"], conf["soar_pgd1"])])
+    # a blow-up is a difference of confidence, not any difference: the paper's is 6 points of
+    # probability (99.6 vs 93.9 %); ask for at least 1 point
+    v_conf = common.all_hold([common.verdict(conf["soar_zero"], conf["soar_pgd1"], margin=CONFIDENCE_MARGIN),
+                              common.verdict(conf["soar_random"], conf["soar_pgd1"], margin=CONFIDENCE_MARGIN)])
     transfer = {n: [r.get("transfer_pgd20_from_erm") for r in rows.values() if r["name"] == n]
                 for n in ("soar_pgd1", "soar_zero", "soar_random")}
     t_txt = "" if not transfer["soar_zero"] or transfer["soar_zero"][0] is None else (
