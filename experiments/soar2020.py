@@ -39,7 +39,6 @@ CONFIDENCE_MARGIN = 0.01
 # §2: linear regression, exact
 # ------------------------------------------------------------------------------------------------
 
-
 def section2(s: common.Settings) -> tuple[dict, dict, list]:
     """Run the §2 measurements in float64; returns (claim row, measurements, figure paths)."""
     from robustjax.data import overparameterized_linear_regression
