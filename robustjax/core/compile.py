@@ -10,8 +10,8 @@ Since issue 18 the zoo's convolution (``robustjax.nn.Conv``) emits those convolu
 in a form XLA keeps away from YNNPACK (``robustjax.nn.conv_forms``), so a plain ``jax.jit``
 training step on a zoo model is fast with XLA's default options, and the library's own steps
 (``robustjax.training.step.jit_train_step``, the fit loop) keep them: with the layer's forms,
-YNNPACK on is 1–12% faster per train step than off (every method of
-``benchmarks/train_step.py``, one interleaved run). Models built on plain ``flax.linen.Conv``,
+YNNPACK on takes 4–10% less CPU time per train step than off (every method of
+``benchmarks/train_step.py``, one interleaved run: ERM 1.04×, SOAR 1.10×). Models built on plain ``flax.linen.Conv``,
 ``flax.nnx.Conv`` or ``lax.conv_general_dilated`` still give their kernel gradients to YNNPACK,
 which runs them slowly (ERM step 230 -> 128 ms with YNNPACK off, issue 7), so :func:`jit`, the
 ``jax.jit`` for a user's own steps, turns YNNPACK off by default (the safe choice for any model).
