@@ -47,6 +47,11 @@ if __package__ in (None, ""):  # run as a script: make ``benchmarks`` importable
 BENCH_DIR = Path(__file__).resolve().parent
 TORCH_WORKER = BENCH_DIR / "peer" / "torch_steps.py"
 MIN_ROUNDS = 7
+#: glibc settings ``robustjax.core.host_memory`` applies in the JAX worker (at ``import
+#: robustjax``); ``torch_malloc="tuned"`` gives the PyTorch worker the same as environment
+#: variables, read by glibc when the process starts
+TUNED_MALLOC_ENV = {"MALLOC_MMAP_THRESHOLD_": str(1 << 30), "MALLOC_TRIM_THRESHOLD_": str(1 << 30)}
+TORCH_MALLOC = ("default", "tuned")
 
 # (key, torch step, jax step, goal text, target, stretch)
 PAIRS = (
@@ -154,9 +159,14 @@ def pair_ratios(steps: dict, torch_name: str, jax_name: str) -> dict:
 
 
 def run_race(*, venv: Path, batch: int = 128, rounds: int = 9, threads: int = 2,
-             pairs=PAIRS, progress=None, timeout: float = 900.0) -> dict:
-    """Time ``pairs`` in two workers, alternating (see the module docstring). Returns
+             pairs=PAIRS, progress=None, timeout: float = 900.0,
+             torch_malloc: str = "default") -> dict:
+    """Time ``pairs`` in two workers, alternating (see the module docstring). ``torch_malloc``:
+    ``"default"`` runs PyTorch with glibc's defaults (as a PyTorch user has it), ``"tuned"``
+    with robustjax's glibc settings (``TUNED_MALLOC_ENV``; the stricter comparison). Returns
     ``{"status": "ok", "steps": ..., "pairs": {key: ratios}, ...}`` or a status saying why not."""
+    if torch_malloc not in TORCH_MALLOC:
+        raise ValueError(f"torch_malloc must be one of {TORCH_MALLOC}; got {torch_malloc!r}")
     python = venv / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
     if not python.exists():
         return {"status": "not installed", "missing": str(python),
@@ -170,6 +180,10 @@ def run_race(*, venv: Path, batch: int = 128, rounds: int = 9, threads: int = 2,
         log_path = Path(tmp) / "workers.log"
         with open(log_path, "w") as log:
             torch_env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
+            for k in (*TUNED_MALLOC_ENV, "MALLOC_ARENA_MAX"):  # none leaks in from the coordinator
+                torch_env.pop(k, None)
+            if torch_malloc == "tuned":
+                torch_env.update(TUNED_MALLOC_ENV)
             workers = {}
             try:
                 workers["jax"] = Worker("jax", [sys.executable, "-m", "benchmarks.step_worker",
@@ -203,6 +217,7 @@ def run_race(*, venv: Path, batch: int = 128, rounds: int = 9, threads: int = 2,
                 w.close()
     steps = summarize(samples)
     return {"status": "ok", "rounds": rounds, "batch": batch, "data": source, "threads": threads,
+            "torch_malloc": torch_malloc,
             "block": {n: BLOCK.get(n.split(":", 1)[1], 1) for n in samples},
             "info": {side: w.info for side, w in workers.items()},
             "steps": steps,
@@ -233,7 +248,9 @@ def row_specs(res: dict, pairs=PAIRS) -> list[dict]:
 
 def format_table(res: dict) -> str:
     lines = [f"interleaved two-process race: batch {res['batch']} ({res['data']}), "
-             f"{res['rounds']} rounds, torch threads {res['threads']}",
+             f"{res['rounds']} rounds, torch threads {res['threads']}, torch malloc "
+             f"{res.get('torch_malloc', 'default')}, robustjax malloc "
+             f"{'tuned' if res.get('info', {}).get('jax', {}).get('host_malloc_tuned') else 'default'}",
              f"{'pair':62s} {'wall ratio':>10s} {'paired (min-max)':>18s} {'CPU ratio':>9s}  "
              f"{'torch ms':>8s} {'jax ms':>7s}"]
     for key, _, _, goal, _, _ in PAIRS + DIAGNOSTIC_PAIRS:
@@ -254,6 +271,9 @@ def main(argv=None) -> dict:
                     default=Path(os.environ.get("ROBUSTJAX_TORCH_VENV") or BENCH_DIR / ".torch-venv"))
     ap.add_argument("--only", default="", help="comma list of pair keys (default: the PAIRS rows; "
                     "diagnostics: param_grad, input_grad, forward)")
+    ap.add_argument("--torch-malloc", choices=TORCH_MALLOC, default="default",
+                    help="glibc malloc settings of the PyTorch worker: its defaults, or the ones "
+                         "robustjax applies to itself (robustjax.core.host_memory)")
     ap.add_argument("--json", default=None)
     args = ap.parse_args(argv)
     if args.rounds < MIN_ROUNDS:
@@ -261,7 +281,7 @@ def main(argv=None) -> dict:
     only = [k for k in args.only.split(",") if k]
     pairs = [p for p in PAIRS + DIAGNOSTIC_PAIRS if (p[0] in only if only else p in PAIRS)]
     res = run_race(venv=args.torch_venv, batch=args.batch, rounds=args.rounds,
-                   threads=args.threads, pairs=pairs,
+                   threads=args.threads, pairs=pairs, torch_malloc=args.torch_malloc,
                    progress=lambda m: print(m, file=sys.stderr, flush=True))
     if res["status"] != "ok":
         print(res, file=sys.stderr)

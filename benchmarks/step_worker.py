@@ -114,9 +114,13 @@ def diagnostic_step(kind: str, model, x, y):
 
 
 def build_steps(data: str, names) -> tuple[dict, dict]:
+    # robustjax first: its glibc settings (core.host_memory) must precede XLA's thread pools
+    import robustjax  # noqa: F401
     import jax
     import jax.numpy as jnp
     import numpy as np
+
+    from robustjax.core import host_memory
 
     from benchmarks import common
 
@@ -137,7 +141,7 @@ def build_steps(data: str, names) -> tuple[dict, dict]:
     info = {"side": "jax", "jax": jax.__version__, "backend": jax.default_backend(),
             "devices": len(jax.devices()), "batch": int(x.shape[0]),
             "xla_flags": os.environ.get("XLA_FLAGS", ""), "platform": platform.platform(),
-            "pid": os.getpid()}
+            "pid": os.getpid(), "host_malloc_tuned": host_memory.is_tuned()}
     return steps, info
 
 

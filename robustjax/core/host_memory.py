@@ -3,37 +3,36 @@
 Why. XLA:CPU's Eigen convolution packs its operands into a scratch buffer that it allocates
 and frees on every call: for the SGR MNIST CNN at batch 128 the 26x26x32 layer's forward and
 input-gradient convolutions ask for 85 and 100 MB (``strace -k``: ``malloc`` in Eigen's
-``TensorContractionBlockMemAllocator``), and the step's own buffers are of that order too.
-Above 32 MiB, the most glibc's *dynamic* mmap threshold ever rises to, and in every per-thread
-arena (whose heaps hold at most 64 MiB) such a block gets a fresh ``mmap`` and is unmapped on
-``free``; the next step touches every page anew and the kernel zero-fills and maps each 4 KiB
-page again: 15,045 minor page faults (59 MB) per ERM step, measured with ``getrusage``.
+``TensorContractionBlockMemAllocator``). Above 32 MiB, the most glibc's *dynamic* mmap
+threshold ever rises to, such a block gets a fresh ``mmap`` and is unmapped on ``free``; the
+next step touches every page anew and the kernel zero-fills and maps each 4 KiB page again:
+15,045 minor page faults (59 MB) per ERM step, counted with ``getrusage``.
 
 What it does, process-wide (:func:`keep_freed_memory`): ``mallopt(M_MMAP_THRESHOLD, 1 GiB)``
-(blocks below 1 GiB come from a heap, not from their own mapping), ``mallopt(M_TRIM_THRESHOLD,
-1 GiB)`` (up to 1 GiB of free memory at the heap's top stays mapped for the next request) and
-``mallopt(M_ARENA_MAX, 1)`` (threads that have not allocated yet share the main arena, whose
-heap can grow past 64 MiB: without it, the thresholds helped only when the convolution
-happened to run on the main thread, in 3 of 5 processes measured).
+(blocks below 1 GiB come from a heap, not from their own mapping) and ``mallopt(
+M_TRIM_THRESHOLD, 1 GiB)`` (up to 1 GiB of free memory at a heap's top stays mapped for the
+next request); either alone gave no gain. Measured on this project's 2-core machine (jaxlib
+0.10.2, plain ``jax.jit`` ERM step with Adam, SGR MNIST CNN, batch 128): 84-102 ms and 15,047
+faults per step with glibc's defaults (5 processes), 64-66 ms with these settings (0-5 faults
+per step in most processes; in one of five a thread's own arena, whose heaps hold at most 64
+MiB, still mapped the largest blocks afresh). The two-process race against PyTorch
+(``benchmarks/race.py``, 7 rounds, 4 runs): robustjax 65.1-65.5 ms per step.
 
-Measured on this project's 2-core machine (jaxlib 0.10.2, a plain ``jax.jit`` ERM step with
-Adam on the SGR MNIST CNN at batch 128, median of 15 steps per process, 5 processes each):
-84-102 ms and 15,047 faults per step with glibc's defaults; 66-68 ms (one process 80 ms, noise
-of the shared machine) and 0 faults with these settings. PyTorch steps gain too (78 -> 66 ms
-in a bare script with the same settings as environment variables); ``benchmarks/race.py
---torch-malloc tuned`` gives its PyTorch worker the same settings for a stricter comparison.
+``arena_max=1`` (``M_ARENA_MAX``; not the default) makes every thread that has not allocated
+yet share the main arena, whose heap has no such limit: zero faults in every process, but
+68-74 ms per step in the race (lock contention), so it is left off. PyTorch gains from the
+same settings too (78 -> 66 ms in a bare script, given as environment variables);
+``python -m benchmarks.race --torch-malloc tuned`` gives its PyTorch worker them for a
+stricter comparison.
 
 Cost: freed memory up to the process's peak stays resident (as with the caching allocators of
-PyTorch or of JAX on GPU), and all threads allocate from one arena (no slowdown measured; small
-blocks come from glibc's per-thread caches without the arena's lock).
+PyTorch, or of JAX on GPU).
 
 When: ``import robustjax`` calls :func:`configure_from_env` once, so the settings also speed up
-a user's own ``jax.jit`` steps. ``M_ARENA_MAX`` only reaches threads that have not allocated
-yet, i.e. import robustjax before the first JAX computation starts XLA's thread pools (or
-set ``MALLOC_ARENA_MAX=1 MALLOC_MMAP_THRESHOLD_=1073741824 MALLOC_TRIM_THRESHOLD_=1073741824``
-in the environment). Opt out with ``ROBUSTJAX_HOST_MALLOC=0`` before the import. Only glibc
-(Linux) has ``mallopt``; elsewhere nothing changes and :func:`keep_freed_memory` returns
-``False``.
+a user's own ``jax.jit`` steps. The same as environment variables, read by glibc when the
+process starts: ``MALLOC_MMAP_THRESHOLD_=1073741824 MALLOC_TRIM_THRESHOLD_=1073741824``. Opt
+out with ``ROBUSTJAX_HOST_MALLOC=0`` before the import. Only glibc (Linux) has ``mallopt``;
+elsewhere nothing changes and :func:`keep_freed_memory` returns ``False``.
 """
 
 from __future__ import annotations
@@ -50,8 +49,8 @@ ENV = "ROBUSTJAX_HOST_MALLOC"
 #: default ``M_MMAP_THRESHOLD`` and ``M_TRIM_THRESHOLD`` in bytes (1 GiB)
 MMAP_THRESHOLD = 1 << 30
 TRIM_THRESHOLD = 1 << 30
-#: default ``M_ARENA_MAX``: one arena, shared by all threads (see the module docstring)
-ARENA_MAX = 1
+#: default ``M_ARENA_MAX``: ``None`` leaves glibc's per-thread arenas alone (see the module docstring)
+ARENA_MAX = None
 
 _M_TRIM_THRESHOLD = -1  # glibc's <malloc.h> parameter numbers
 _M_MMAP_THRESHOLD = -3
