@@ -25,7 +25,11 @@ alternation, so every round times both under the same conditions:
 Rows (``PAIRS``): the fit loop's ``jit_train_step`` ERM step and a user's plain ``jax.jit``
 ERM step (``value_and_grad`` + optax, default compile options), both against PyTorch's ERM
 step, and the PGD-10 AT library step against a torchattacks PGD-10 AT step.
-Run alone: ``python -m benchmarks.race [--rounds 9] [--json out.json]``.
+Both sides run as their users get them: robustjax with the glibc settings its import applies
+(``robustjax.core.host_memory``), PyTorch with glibc's defaults; ``--torch-malloc tuned`` gives
+the PyTorch worker the same settings (environment variables read at its start), the stricter
+comparison. Run alone: ``python -m benchmarks.race [--rounds 9] [--torch-malloc tuned]
+[--json out.json]``.
 """
 
 from __future__ import annotations

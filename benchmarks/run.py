@@ -84,6 +84,7 @@ from benchmarks.report import (
     format_text,
 )
 from robustjax.core import compile as compile_
+from robustjax.core import host_memory
 
 SECTIONS = ("fused", "peers", "training", "compile", "evaluation", "reuse")
 BENCH_DIR = Path(__file__).resolve().parent
@@ -227,6 +228,9 @@ def main(argv=None) -> dict:
                     help="torch threads (default: the cores JAX's CPU backend uses)")
     ap.add_argument("--torch-venv", type=Path, default=None,
                     help=f"torch peer venv (default ${VENV_ENV_VAR} or benchmarks/.torch-venv)")
+    ap.add_argument("--torch-malloc", choices=bench_race.TORCH_MALLOC, default="default",
+                    help="glibc malloc settings of the race's PyTorch worker: its defaults, or "
+                         "the ones robustjax applies to itself (the stricter comparison)")
     ap.add_argument("--json", type=Path, default=DEFAULT_JSON, help="where to write the JSON result")
     ap.add_argument("--markdown", action="store_true", help="also print the table as Markdown")
     ap.add_argument("--flax-conv", action="store_true",
@@ -256,6 +260,7 @@ def main(argv=None) -> dict:
                     "default_unroll": bench_attacks.default_unroll()},
             "soar_gradient_evaluations": bench_soar.GRADIENT_EVALUATIONS,
             "conv": "flax.linen.Conv" if args.flax_conv else "zoo default",
+            "host_malloc_tuned": host_memory.is_tuned(), "torch_malloc": args.torch_malloc,
             "train_step_compiler_options": compile_.cpu_compiler_options(
                 ynnpack=compile_.ynnpack_setting(default=True)),  # as jit_train_step
             "note": "medians on a shared machine: absolute seconds are noisy; ratios are measured "
@@ -270,7 +275,7 @@ def main(argv=None) -> dict:
         rounds = 1 if args.quick else max(repeats, bench_race.MIN_ROUNDS)
         _log(f"train steps: interleaved two-process race, {rounds} rounds")
         race = bench_race.run_race(venv=venv, batch=batch, rounds=rounds, threads=args.threads,
-                                   progress=_log)
+                                   progress=_log, torch_malloc=args.torch_malloc)
         raw["race"] = race
     meta["load_average_end"] = common.load_average()
     rows = build_rows(sections, raw, peer or {}, quick=args.quick, race=race or {})
