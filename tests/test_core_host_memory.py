@@ -91,11 +91,14 @@ def test_freed_block_is_reused_by_a_worker_thread_without_page_faults():
 
 @glibc_only
 def test_xla_gradient_reruns_without_page_faults():
-    tuned = _run(_CONV_REUSE)
     default = _run(_CONV_REUSE, ROBUSTJAX_HOST_MALLOC="0")
-    assert tuned["tuned"] and not default["tuned"]
-    # measured: ~13,000 pages (53 MB) mapped afresh in every run with glibc's defaults
-    assert min(default["faults"][2:]) > 5000, default
+    assert not default["tuned"]
+    if min(default["faults"][2:]) < 5000:  # Eigen's block sizes follow the CPU's caches
+        pytest.skip(f"XLA's scratch buffers stay below glibc's dynamic mmap threshold on this "
+                    f"CPU (faults per run with glibc's defaults: {default['faults']})")
+    # measured on the project's machine: ~13,000 pages (53 MB) mapped afresh in every run
+    tuned = _run(_CONV_REUSE)
+    assert tuned["tuned"]
     # tuned: the first runs map the memory, later runs reuse it (measured: 2-140 faults; a
     # block that lands in a thread's own arena may still be mapped afresh now and then)
     later = sorted(tuned["faults"][3:])
