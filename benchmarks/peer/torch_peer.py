@@ -15,12 +15,11 @@ forward_s           a forward pass under ``torch.no_grad()`` (eval mode)
 input_grad_s        one input gradient of the summed cross-entropy (the cost of one PGD step)
 pgd10_linf_s        ``torchattacks.PGD(model, eps=0.3, alpha=0.01, steps=10, random_start=True)``
 pgd10_l2_s          ``torchattacks.PGDL2(model, eps=2.0, alpha=0.2, steps=10, random_start=True)``
-erm_step_s          a plain training step in ``model.train()`` mode: ``zero_grad``, forward,
-                    mean cross-entropy, ``backward``, ``Adam(lr=1e-3).step()``
-pgd10_at_step_s     a PGD-10 adversarial training step as a torchattacks user writes it:
-                    ``PGD(eps=0.1, alpha=0.01, steps=10)`` makes ``x_adv``, then the ERM step
-                    on ``x_adv``
 ==================  ==========================================================================
+
+Training steps (ERM, PGD-10 AT) are timed by the two-process race instead
+(``benchmarks/race.py`` with ``benchmarks/peer/torch_steps.py``): both sides alive and
+alternating, which this one-shot subprocess cannot do (issue 18).
 
 It also counts the forward and backward passes one torchattacks PGD call makes (expected: 10
 each) and prints ``pgd10_*_s / (10 * input_grad_s)``, the attack's cost in units of its own
@@ -243,34 +242,11 @@ def run(args) -> dict:
     pgd_linf = torchattacks.PGD(model, eps=0.3, alpha=0.01, steps=STEPS, random_start=True)
     pgd_l2 = torchattacks.PGDL2(model, eps=2.0, alpha=0.2, steps=STEPS, random_start=True)
 
-    # Training uses its own copy, so the attack timings above see fixed weights.
-    train_model = copy.deepcopy(model).train()
-    opt = torch.optim.Adam(train_model.parameters(), lr=1e-3)
-    pgd_at = torchattacks.PGD(train_model, eps=0.1, alpha=0.01, steps=STEPS, random_start=True)
-
-    def erm_step_on(inputs):
-        opt.zero_grad()
-        loss = F.cross_entropy(train_model(inputs), y)
-        loss.backward()
-        opt.step()
-        return loss
-
-    def erm_step():
-        train_model.train()
-        return erm_step_on(x)
-
-    def pgd_at_step():
-        train_model.train()
-        x_adv = pgd_at(x, y)  # torchattacks switches to eval for the attack and back to train
-        return erm_step_on(x_adv)
-
     measurements = [
         ("forward_s", "forward (no_grad)", forward),
         ("input_grad_s", "input gradient (sum CE)", input_grad),
         ("pgd10_linf_s", "torchattacks PGD-10 linf eps .3", lambda: pgd_linf(x, y)),
         ("pgd10_l2_s", "torchattacks PGDL2-10 eps 2", lambda: pgd_l2(x, y)),
-        ("erm_step_s", "ERM step (Adam)", erm_step),
-        ("pgd10_at_step_s", "PGD-10 AT step (eps .1)", pgd_at_step),
     ]
     samples = time_interleaved({key: fn for key, _, fn in measurements}, args.repeats)
     results = {key: statistics.median(s) for key, s in samples.items()}
@@ -287,7 +263,6 @@ def run(args) -> dict:
         "pgd10_linf_over_10_grads": results["pgd10_linf_s"] / (STEPS * g),
         "pgd10_l2_over_10_grads": results["pgd10_l2_s"] / (STEPS * g),
         "input_grad_over_forward": g / results["forward_s"],
-        "pgd10_at_step_over_erm_step": results["pgd10_at_step_s"] / results["erm_step_s"],
     }
 
     out = dict(results)
@@ -339,7 +314,6 @@ def print_report(out: dict) -> None:
     print(f"pgd10_linf_s / (10 * input_grad_s) = {r['pgd10_linf_over_10_grads']:.2f}")
     print(f"pgd10_l2_s   / (10 * input_grad_s) = {r['pgd10_l2_over_10_grads']:.2f}")
     print(f"input_grad_s / forward_s           = {r['input_grad_over_forward']:.2f}")
-    print(f"pgd10_at_step_s / erm_step_s       = {r['pgd10_at_step_over_erm_step']:.2f}")
 
 
 def main(argv=None) -> int:
