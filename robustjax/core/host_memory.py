@@ -13,10 +13,12 @@ What it does, process-wide (:func:`keep_freed_memory`): ``mallopt(M_MMAP_THRESHO
 M_TRIM_THRESHOLD, 1 GiB)`` (up to 1 GiB of free memory at a heap's top stays mapped for the
 next request); either alone gave no gain. Measured on this project's 2-core machine (jaxlib
 0.10.2, plain ``jax.jit`` ERM step with Adam, SGR MNIST CNN, batch 128): 84-102 ms and 15,047
-faults per step with glibc's defaults (5 processes), 64-66 ms with these settings (0-5 faults
-per step in most processes; in one of five a thread's own arena, whose heaps hold at most 64
-MiB, still mapped the largest blocks afresh). The two-process race against PyTorch
-(``benchmarks/race.py``, 7 rounds, 4 runs): robustjax 65.1-65.5 ms per step.
+faults per step with glibc's defaults (5 processes), 64-66 ms with these settings, most steps
+with 0-200 faults. Not all: a block allocated by one of XLA's worker threads comes from that
+thread's own arena, whose heaps hold at most 64 MiB, and is still mapped afresh; in 8 processes
+the steps after warm-up with ~15,000 faults were 0 of 4 in 3 processes, 1-3 of 4 in 4, and all
+in 1. The two-process race against PyTorch (``benchmarks/race.py``, 7 rounds, 4 runs):
+robustjax 65.1-65.5 ms per step.
 
 ``arena_max=1`` (``M_ARENA_MAX``; not the default) makes every thread that has not allocated
 yet share the main arena, whose heap has no such limit: zero faults in every process, but
