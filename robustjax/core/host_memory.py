@@ -21,8 +21,13 @@ in 1. The two-process race against PyTorch (``benchmarks/race.py``, 7 rounds, 4 
 robustjax 65.1-65.5 ms per step.
 
 ``arena_max=1`` (``M_ARENA_MAX``; not the default) makes every thread that has not allocated
-yet share the main arena, whose heap has no such limit: zero faults in every process, but
-68-74 ms per step in the race (lock contention), so it is left off. PyTorch gains from the
+yet share the main arena, whose heap has no such limit: no faulting step in any process, but
+68-74 ms per step in the race, and in 6 processes each (15 steps after warm-up) medians of
+69-78 ms (mean 72.9) against 67-93 ms (mean 76.1, 17 of 90 steps faulting) without it.
+So: steadier, slightly slower at best, and it makes every thread of the process share one
+arena, which a program with busy threads of its own may not want; it is left off. For steady
+step times call ``keep_freed_memory(arena_max=1)`` right after ``import robustjax``, before the
+first JAX computation starts XLA's threads, or set ``MALLOC_ARENA_MAX=1``. PyTorch gains from the
 same settings too (78 -> 66 ms in a bare script, given as environment variables);
 ``python -m benchmarks.race --torch-malloc tuned`` gives its PyTorch worker them for a
 stricter comparison.
