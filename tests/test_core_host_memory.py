@@ -24,15 +24,17 @@ glibc_only = pytest.mark.skipif(
     reason="mallopt is glibc's (Linux) only")
 
 _THREAD_REUSE = r"""
-import ctypes, json, resource, threading
+import ctypes, json, os, resource, threading
 import robustjax
 from robustjax.core import host_memory
+if os.environ.get("TEST_ARENA_MAX"):
+    host_memory.keep_freed_memory(arena_max=int(os.environ["TEST_ARENA_MAX"]))
 libc = ctypes.CDLL(None)
 libc.malloc.restype = ctypes.c_void_p
 libc.malloc.argtypes = [ctypes.c_size_t]
 libc.free.argtypes = [ctypes.c_void_p]
 libc.memset.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.c_size_t]
-size = 48 << 20          # above glibc's largest dynamic mmap threshold (32 MiB)
+size = int(os.environ.get("TEST_MB", "48")) << 20  # 48 MB: above glibc's dynamic threshold max
 faults = []
 def work():
     for _ in range(3):
@@ -87,6 +89,18 @@ def test_freed_block_is_reused_by_a_worker_thread_without_page_faults():
     # tuned: the first round maps the pages, later rounds reuse them
     assert tuned["faults"][0] > 0.9 * pages, tuned
     assert max(tuned["faults"][1:]) < 0.02 * pages, tuned
+
+
+@glibc_only
+def test_arena_max_one_lets_worker_threads_reuse_blocks_above_64_mib():
+    # a worker thread's own arena cannot grow a heap past 64 MiB: a 96 MB block is mapped afresh
+    # every time even with the thresholds raised; with one arena it comes from the main heap
+    own_arena = _run(_THREAD_REUSE, TEST_MB="96")
+    one_arena = _run(_THREAD_REUSE, TEST_MB="96", TEST_ARENA_MAX="1")
+    pages = one_arena["pages"]
+    assert own_arena["tuned"] and one_arena["tuned"]
+    assert all(f > 0.9 * pages for f in own_arena["faults"]), own_arena
+    assert max(one_arena["faults"][1:]) < 0.02 * pages, one_arena
 
 
 @glibc_only

@@ -48,15 +48,15 @@ import ctypes
 import os
 import platform
 
-__all__ = ["ENV", "ARENA_MAX", "MMAP_THRESHOLD", "TRIM_THRESHOLD", "configure_from_env", "keep_freed_memory",
-           "is_tuned"]
+__all__ = ["ENV", "ARENA_MAX", "MMAP_THRESHOLD", "TRIM_THRESHOLD", "configure_from_env",
+           "keep_freed_memory", "is_tuned"]
 
 #: environment variable: ``0`` leaves glibc's defaults alone, ``1`` or unset applies the tuning
 ENV = "ROBUSTJAX_HOST_MALLOC"
 #: default ``M_MMAP_THRESHOLD`` and ``M_TRIM_THRESHOLD`` in bytes (1 GiB)
 MMAP_THRESHOLD = 1 << 30
 TRIM_THRESHOLD = 1 << 30
-#: default ``M_ARENA_MAX``: ``None`` leaves glibc's per-thread arenas alone (see the module docstring)
+#: default ``M_ARENA_MAX``: ``None`` leaves glibc's per-thread arenas alone (module docstring)
 ARENA_MAX = None
 
 _M_TRIM_THRESHOLD = -1  # glibc's <malloc.h> parameter numbers
@@ -85,8 +85,8 @@ def _check_threshold(value, name: str) -> int:
     return value
 
 
-def keep_freed_memory(*, mmap_threshold: int = MMAP_THRESHOLD,
-                      trim_threshold: int = TRIM_THRESHOLD, arena_max: int | None = ARENA_MAX) -> bool:
+def keep_freed_memory(*, mmap_threshold: int = MMAP_THRESHOLD, trim_threshold: int = TRIM_THRESHOLD,
+                      arena_max: int | None = ARENA_MAX) -> bool:
     """Let glibc's ``malloc`` serve blocks below ``mmap_threshold`` bytes from its heap, keep up
     to ``trim_threshold`` free bytes mapped and (``arena_max``, ``None`` = leave alone) give
     threads that have not yet allocated at most that many arenas, so XLA:CPU's per-run buffers
