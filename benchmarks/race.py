@@ -48,13 +48,16 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as a script: make ``benchmarks`` importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from robustjax.core import host_memory  # noqa: E402
+
 BENCH_DIR = Path(__file__).resolve().parent
 TORCH_WORKER = BENCH_DIR / "peer" / "torch_steps.py"
 MIN_ROUNDS = 7
 #: glibc settings ``robustjax.core.host_memory`` applies in the JAX worker (at ``import
 #: robustjax``); ``torch_malloc="tuned"`` gives the PyTorch worker the same as environment
 #: variables, read by glibc when the process starts
-TUNED_MALLOC_ENV = {"MALLOC_MMAP_THRESHOLD_": str(1 << 30), "MALLOC_TRIM_THRESHOLD_": str(1 << 30)}
+TUNED_MALLOC_ENV = {"MALLOC_MMAP_THRESHOLD_": str(host_memory.MMAP_THRESHOLD),
+                    "MALLOC_TRIM_THRESHOLD_": str(host_memory.TRIM_THRESHOLD)}
 TORCH_MALLOC = ("default", "tuned")
 
 # (key, torch step, jax step, goal text, target, stretch)

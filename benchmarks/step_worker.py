@@ -114,13 +114,13 @@ def diagnostic_step(kind: str, model, x, y):
 
 
 def build_steps(data: str, names) -> tuple[dict, dict]:
-    # robustjax first: its glibc settings (core.host_memory) must precede XLA's thread pools
-    import robustjax  # noqa: F401
+    # robustjax first: its import applies core.host_memory's glibc settings, which must
+    # precede XLA's thread pools
+    from robustjax.core import host_memory
+
     import jax
     import jax.numpy as jnp
     import numpy as np
-
-    from robustjax.core import host_memory
 
     from benchmarks import common
 
