@@ -24,6 +24,8 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from robustjax.nn.batch_chains import without_chains
+
 __all__ = ["ModelFunction", "AnalyzedModel", "load_models", "run_label", "BASELINES"]
 
 BASELINES = ("random-init",)
@@ -54,8 +56,8 @@ class ModelFunction:
                 captured.append(args[0])
             return next_fun(*args, **kwargs)
 
-        with nn.intercept_methods(capture):
-            self.model.apply(self.variables, x, train=False)
+        with nn.intercept_methods(capture):  # one pass over the whole batch (no slices)
+            without_chains(self.model).apply(self.variables, x, train=False)
         if not captured:
             raise ValueError(f"the model has no layer named {LOGITS_LAYER!r} whose input is φ^(L-1)")
         return captured[-1]

@@ -2,6 +2,7 @@
 
 # --- layers and model zoo (foundation issue) ---
 from robustjax.nn.conv import Conv, conv_general_dilated  # noqa: F401  (issue 7; conv.conv too)
+from robustjax.nn.batch_chains import num_chains, without_chains  # noqa: F401  (issue 18)
 from robustjax.nn.convnets import CNN7, MLP, SGRCNN, SOARCNN, AlexNetSmall, ELUNet, ZooModel
 from robustjax.nn.layers import (
     Standardize,

@@ -23,6 +23,7 @@ from typing import Callable, Sequence
 import flax.linen as nn
 
 from robustjax.core.validation import check_choice, check_positive_int
+from robustjax.nn.batch_chains import chained_call, check_batch_chains
 from robustjax.nn.conv import Conv
 from robustjax.nn.layers import (
     POOL_TIES,
@@ -58,6 +59,11 @@ class ZooModel(nn.Module):
     #: gradient rule of the non-overlapping max-pools at tied maxima (``layers.max_pool``):
     #: "split" (equal shares, default) or "first" (Flax / PyTorch: all to the first maximum)
     pool_ties: str = "split"
+    #: differentiated passes (``jax.grad``, ``jax.jvp``, ...) over a batch run as this many
+    #: independent slices: ``"auto"`` (2-8 slices of ~64 examples on a single-device CPU when
+    #: nothing is mutated; measured 9-18% faster training steps) or an integer (1: off). Values
+    #: are the same; see ``robustjax.nn.batch_chains``.
+    batch_chains: int | str = "auto"
 
     def __post_init__(self):
         if isinstance(self.num_classes, bool) or not isinstance(self.num_classes, int) \
@@ -67,8 +73,18 @@ class ZooModel(nn.Module):
         object.__setattr__(self, "mean", as_constant(mean))
         object.__setattr__(self, "std", as_constant(std))
         check_choice(self.pool_ties, name="pool_ties", allowed=POOL_TIES)
+        check_batch_chains(self.batch_chains)
         self._check()
         super().__post_init__()
+
+    def __call__(self, x, train: bool = False):
+        """Logits ``[B, K]`` of ``x`` in [0, 1] (the subclass's :meth:`forward`; see
+        ``batch_chains`` for how differentiated passes are run)."""
+        return chained_call(self, x, train)
+
+    def forward(self, x, train: bool = False):
+        """The network (each subclass's ``nn.compact`` method)."""
+        raise NotImplementedError
 
     def _check(self) -> None:
         """Subclasses validate their own hyper-parameters here (raise ``ValueError``)."""
@@ -103,7 +119,7 @@ class MLP(ZooModel):
         check_choice(self.activation, name="activation", allowed=tuple(ACTIVATIONS))
 
     @nn.compact
-    def __call__(self, x, train: bool = False):
+    def forward(self, x, train: bool = False):
         act = ACTIVATIONS[self.activation]
         x = _flatten(self._standardize(x))
         for i in range(self.hidden_layers):
@@ -139,7 +155,7 @@ class SGRCNN(ZooModel):
         check_choice(self.padding, name="padding", allowed=("VALID", "SAME"))
 
     @nn.compact
-    def __call__(self, x, train: bool = False):
+    def forward(self, x, train: bool = False):
         c1, c2, c3, c4, f1, f2 = SGR_WIDTHS[self.width]
         x = self._standardize(x)
         for i, c in enumerate((c1, c2, c3, c4)):
@@ -178,7 +194,7 @@ class SOARCNN(ZooModel):
         check_choice(self.padding, name="padding", allowed=("VALID", "SAME"))
 
     @nn.compact
-    def __call__(self, x, train: bool = False):
+    def forward(self, x, train: bool = False):
         x = self._standardize(x)
         for i, c in enumerate(self.features):
             x = nn.relu(self.conv(features=c, kernel_size=(3, 3), strides=(1, 1),
@@ -215,7 +231,7 @@ class CNN7(ZooModel):
         check_positive_int(self.width, name="width")
 
     @nn.compact
-    def __call__(self, x, train: bool = False):
+    def forward(self, x, train: bool = False):
         w = self.width
         plan = [(w, "SAME"), (w, "SAME"), "M", (2 * w, "SAME"), (2 * w, "SAME"), "M",
                 (4 * w, "SAME"), (4 * w, "SAME"), "M", (8 * w, "VALID")]
@@ -266,7 +282,7 @@ class AlexNetSmall(ZooModel):
             check_positive_int(f, name="features/hidden")
 
     @nn.compact
-    def __call__(self, x, train: bool = False):
+    def forward(self, x, train: bool = False):
         act = ACTIVATIONS[self.activation]
         x = self._standardize(x)
         for i, c in enumerate(self.features):
@@ -297,7 +313,7 @@ class ELUNet(ZooModel):
         check_positive_int(self.filters, name="filters")
 
     @nn.compact
-    def __call__(self, x, train: bool = False):
+    def forward(self, x, train: bool = False):
         f = self.filters
         x = self._standardize(x)
         x = nn.elu(self.conv(features=f, kernel_size=(8, 8), strides=(2, 2), padding="SAME",

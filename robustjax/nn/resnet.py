@@ -102,7 +102,7 @@ class PreActResNet(ZooModel):
             check_positive_int(w, name="widths")
 
     @nn.compact
-    def __call__(self, x, train: bool = False):
+    def forward(self, x, train: bool = False):
         n = (self.depth - 2) // 6
         use_bn = self.normalization == "batch"
         x = self._standardize(x)
