@@ -11,18 +11,33 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from robustjax.nn.spectral_norm import SPECTRAL_COLLECTION
+
 Objective = Callable[[Any, Any, tuple, jax.Array], tuple[jax.Array, dict]]
+
+
+#: Collections whose train-mode update does not depend on the batch's values: spectral
+#: normalization's power-iteration vectors (a function of the kernel and the stored vector).
+BATCH_FREE_COLLECTIONS = frozenset({SPECTRAL_COLLECTION})
 
 
 def train_mode_logits(model, params, model_state, x):
     """Logits of the train-mode forward pass and the updated non-parameter collections.
 
     All collections in ``model_state`` are mutable, so BatchNorm statistics and spectral
-    normalization vectors advance exactly once per training step, here.
+    normalization vectors advance exactly once per training step, here. When every collection
+    is batch-free (:data:`BATCH_FREE_COLLECTIONS`), the update runs on the first example and
+    the batch then runs with the updated state, immutably: the same logits and state (σ is
+    computed from the updated vector either way), and a zoo model can then run the
+    differentiated pass as batch slices (``robustjax.nn.batch_chains``, issue 18).
     """
     variables = {"params": params, **model_state}
     if not model_state:
         return model.apply(variables, x, train=True), model_state
+    if set(model_state) <= BATCH_FREE_COLLECTIONS and x.shape[0] > 1:
+        _, updates = model.apply(variables, x[:1], train=True, mutable=list(model_state))
+        state = {**model_state, **updates}
+        return model.apply({"params": params, **state}, x, train=True), state
     logits, updates = model.apply(variables, x, train=True, mutable=list(model_state))
     return logits, {**model_state, **updates}
 
