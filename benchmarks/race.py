@@ -57,7 +57,8 @@ MIN_ROUNDS = 7
 #: robustjax``); ``torch_malloc="tuned"`` gives the PyTorch worker the same as environment
 #: variables, read by glibc when the process starts
 TUNED_MALLOC_ENV = {"MALLOC_MMAP_THRESHOLD_": str(host_memory.MMAP_THRESHOLD),
-                    "MALLOC_TRIM_THRESHOLD_": str(host_memory.TRIM_THRESHOLD)}
+                    "MALLOC_TRIM_THRESHOLD_": str(host_memory.TRIM_THRESHOLD),
+                    "MALLOC_TOP_PAD_": str(host_memory.TOP_PAD)}
 TORCH_MALLOC = ("default", "tuned")
 
 # (key, torch step, jax step, goal text, target, stretch)

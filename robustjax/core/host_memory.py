@@ -15,19 +15,24 @@ next request); either alone gave no gain. Measured on this project's 2-core mach
 0.10.2, plain ``jax.jit`` ERM step with Adam, SGR MNIST CNN, batch 128): 84-102 ms and 15,047
 faults per step with glibc's defaults (5 processes), 64-66 ms with these settings, most steps
 with 0-200 faults. Not all: a block allocated by one of XLA's worker threads comes from that
-thread's own arena, whose heaps hold at most 64 MiB, and is still mapped afresh; in 8 processes
-the steps after warm-up with ~15,000 faults were 0 of 4 in 3 processes, 1-3 of 4 in 4, and all
-in 1. The two-process race against PyTorch (``benchmarks/race.py``, 7 rounds, 4 runs):
-robustjax 65.1-65.5 ms per step.
+thread's own arena, whose heaps hold at most 64 MiB each; a block that does not fit in the
+arena's first heap gets a heap of its own, and glibc unmaps a heap other than the first as soon
+as it is entirely free, whatever the trim threshold, unless ``M_TOP_PAD`` covers a whole heap.
+XLA's per-run temporary buffer (57 MiB for the ERM step with batch slices) landed there in 4 of
+6 processes, which then paid 14,535 faults (80 ms against 60-68 ms) in *every* step. So
+``mallopt(M_TOP_PAD, 64 MiB)`` too (``TOP_PAD``; the heap is reserved anyway, and only touched
+pages are resident): in 6 processes no step faulted after the first few, medians 59.6-68.7 ms.
+A block above 64 MiB allocated by a worker thread is still mapped afresh each time.
 
 ``arena_max=1`` (``M_ARENA_MAX``; not the default) makes every thread that has not allocated
-yet share the main arena, whose heap has no such limit: no faulting step in any process, but
-68-74 ms per step in the race, and in 6 processes each (15 steps after warm-up) medians of
-69-78 ms (mean 72.9) against 67-93 ms (mean 76.1, 17 of 90 steps faulting) without it.
-So: steadier, slightly slower at best, and it makes every thread of the process share one
-arena, which a program with busy threads of its own may not want; it is left off. For steady
-step times call ``keep_freed_memory(arena_max=1)`` right after ``import robustjax``, before the
-first JAX computation starts XLA's threads, or set ``MALLOC_ARENA_MAX=1``. PyTorch gains from the
+yet share the main arena, whose heap has no such limit, so blocks above 64 MiB are reused too:
+no faulting step in any process, but 68-74 ms per step in the race, and in 6 processes each
+(15 steps after warm-up) medians of 69-78 ms (mean 72.9) against 67-93 ms (mean 76.1, 17 of 90
+steps faulting) without it, before the top pad; 64-67 ms in 6 processes after it. It makes
+every thread of the process share one arena, which a program with busy threads of its own may
+not want; it is left off. Call ``keep_freed_memory(arena_max=1)`` right after ``import
+robustjax``, before the first JAX computation starts XLA's threads, or set
+``MALLOC_ARENA_MAX=1``, if a model's worker-thread blocks exceed 64 MiB. PyTorch gains from the
 same settings too (78 -> 66 ms in a bare script, given as environment variables);
 ``python -m benchmarks.race --torch-malloc tuned`` gives its PyTorch worker them for a
 stricter comparison.
@@ -37,7 +42,8 @@ PyTorch, or of JAX on GPU).
 
 When: ``import robustjax`` calls :func:`configure_from_env` once, so the settings also speed up
 a user's own ``jax.jit`` steps. The same as environment variables, read by glibc when the
-process starts: ``MALLOC_MMAP_THRESHOLD_=1073741824 MALLOC_TRIM_THRESHOLD_=1073741824``. Opt
+process starts: ``MALLOC_MMAP_THRESHOLD_=1073741824 MALLOC_TRIM_THRESHOLD_=1073741824
+MALLOC_TOP_PAD_=67108864``. Opt
 out with ``ROBUSTJAX_HOST_MALLOC=0`` before the import. Only glibc (Linux) has ``mallopt``;
 elsewhere nothing changes and :func:`keep_freed_memory` returns ``False``.
 """
@@ -48,7 +54,7 @@ import ctypes
 import os
 import platform
 
-__all__ = ["ENV", "ARENA_MAX", "MMAP_THRESHOLD", "TRIM_THRESHOLD", "configure_from_env",
+__all__ = ["ENV", "ARENA_MAX", "MMAP_THRESHOLD", "TRIM_THRESHOLD", "TOP_PAD", "configure_from_env",
            "keep_freed_memory", "is_tuned"]
 
 #: environment variable: ``0`` leaves glibc's defaults alone, ``1`` or unset applies the tuning
@@ -56,10 +62,14 @@ ENV = "ROBUSTJAX_HOST_MALLOC"
 #: default ``M_MMAP_THRESHOLD`` and ``M_TRIM_THRESHOLD`` in bytes (1 GiB)
 MMAP_THRESHOLD = 1 << 30
 TRIM_THRESHOLD = 1 << 30
+#: default ``M_TOP_PAD`` in bytes (64 MiB, the most a thread arena's heap holds on 64-bit
+#: glibc): a thread arena's extra heap that becomes entirely free stays mapped (module docstring)
+TOP_PAD = 64 << 20
 #: default ``M_ARENA_MAX``: ``None`` leaves glibc's per-thread arenas alone (module docstring)
 ARENA_MAX = None
 
 _M_TRIM_THRESHOLD = -1  # glibc's <malloc.h> parameter numbers
+_M_TOP_PAD = -2
 _M_MMAP_THRESHOLD = -3
 _M_ARENA_MAX = -8
 _state = {"tuned": False}
@@ -86,14 +96,17 @@ def _check_threshold(value, name: str) -> int:
 
 
 def keep_freed_memory(*, mmap_threshold: int = MMAP_THRESHOLD, trim_threshold: int = TRIM_THRESHOLD,
-                      arena_max: int | None = ARENA_MAX) -> bool:
+                      top_pad: int | None = TOP_PAD, arena_max: int | None = ARENA_MAX) -> bool:
     """Let glibc's ``malloc`` serve blocks below ``mmap_threshold`` bytes from its heap, keep up
-    to ``trim_threshold`` free bytes mapped and (``arena_max``, ``None`` = leave alone) give
-    threads that have not yet allocated at most that many arenas, so XLA:CPU's per-run buffers
-    are reused without page faults (see the module docstring). Process-wide; returns whether
-    every setting was accepted (``False`` off glibc)."""
+    to ``trim_threshold`` free bytes mapped, keep a thread arena's extra heaps mapped when they
+    become free (``top_pad`` >= 64 MiB; ``None`` = leave alone) and (``arena_max``, ``None`` =
+    leave alone) give threads that have not yet allocated at most that many arenas, so
+    XLA:CPU's per-run buffers are reused without page faults (see the module docstring).
+    Process-wide; returns whether every setting was accepted (``False`` off glibc)."""
     mmap_threshold = _check_threshold(mmap_threshold, "mmap_threshold")
     trim_threshold = _check_threshold(trim_threshold, "trim_threshold")
+    if top_pad is not None:
+        top_pad = _check_threshold(top_pad, "top_pad")
     if arena_max is not None:
         arena_max = _check_threshold(arena_max, "arena_max")
     lib = _glibc()
@@ -101,6 +114,8 @@ def keep_freed_memory(*, mmap_threshold: int = MMAP_THRESHOLD, trim_threshold: i
         return False
     ok = bool(lib.mallopt(_M_MMAP_THRESHOLD, mmap_threshold)) and bool(
         lib.mallopt(_M_TRIM_THRESHOLD, trim_threshold))
+    if top_pad is not None:
+        ok = ok and bool(lib.mallopt(_M_TOP_PAD, top_pad))
     if arena_max is not None:
         ok = ok and bool(lib.mallopt(_M_ARENA_MAX, arena_max))
     _state["tuned"] = _state["tuned"] or ok
