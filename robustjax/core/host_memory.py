@@ -22,17 +22,21 @@ XLA's per-run temporary buffer (57 MiB for the ERM step with batch slices) lande
 6 processes, which then paid 14,535 faults (80 ms against 60-68 ms) in *every* step. So
 ``mallopt(M_TOP_PAD, 64 MiB)`` too (``TOP_PAD``; the heap is reserved anyway, and only touched
 pages are resident): in 6 processes no step faulted after the first few, medians 59.6-68.7 ms.
-A block above 64 MiB allocated by a worker thread is still mapped afresh each time.
+A block above 64 MiB allocated by a worker thread is still mapped afresh each time: at batch
+256 the same step's temporary buffer (~113 MB) faulted 28,900 pages in every step (167-178 ms
+in 3 processes, against 134-155 ms with ``arena_max=1``, below).
 
 ``arena_max=1`` (``M_ARENA_MAX``; not the default) makes every thread that has not allocated
 yet share the main arena, whose heap has no such limit, so blocks above 64 MiB are reused too:
 no faulting step in any process, but 68-74 ms per step in the race, and in 6 processes each
 (15 steps after warm-up) medians of 69-78 ms (mean 72.9) against 67-93 ms (mean 76.1, 17 of 90
-steps faulting) without it, before the top pad; 64-67 ms in 6 processes after it. It makes
-every thread of the process share one arena, which a program with busy threads of its own may
-not want; it is left off. Call ``keep_freed_memory(arena_max=1)`` right after ``import
-robustjax``, before the first JAX computation starts XLA's threads, or set
-``MALLOC_ARENA_MAX=1``, if a model's worker-thread blocks exceed 64 MiB. PyTorch gains from the
+steps faulting) without it, before the top pad. With the top pad, at batch 128 (5 processes
+each, alternating): 64.0-64.9 ms with one arena against 60.3-62.6 ms with glibc's per-thread
+arenas (the threads then contend for one arena's lock), so it is left off; at batch 256 it wins
+(above). Call ``keep_freed_memory(arena_max=1)`` right after ``import robustjax``, before the
+first JAX computation starts XLA's threads, or set ``MALLOC_ARENA_MAX=1``, when a training
+step's XLA temporary buffer exceeds 64 MiB (``jax.jit(step).lower(...).compile()
+.memory_analysis().temp_size_in_bytes``; e.g. the SGR CNN at batch >= 256). PyTorch gains from the
 same settings too (78 -> 66 ms in a bare script, given as environment variables);
 ``python -m benchmarks.race --torch-malloc tuned`` gives its PyTorch worker them for a
 stricter comparison.
