@@ -108,17 +108,21 @@ def _run(code: str, **env) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+def _mapped_afresh_vs_reused(fresh: dict, reused: dict) -> None:
+    """``fresh`` faulted every page in every round; ``reused`` only in its first round."""
+    pages = reused["pages"]
+    assert all(f > 0.9 * pages for f in fresh["faults"]), fresh
+    assert reused["faults"][0] > 0.9 * pages, reused
+    assert max(reused["faults"][1:]) < 0.02 * pages, reused
+
+
 @glibc_only
 def test_freed_block_is_reused_by_a_worker_thread_without_page_faults():
     tuned = _run(_THREAD_REUSE)
     default = _run(_THREAD_REUSE, ROBUSTJAX_HOST_MALLOC="0")
     assert tuned["tuned"] and not default["tuned"]
-    pages = tuned["pages"]
-    # glibc's defaults: a fresh mapping each time, every page faults again
-    assert all(f > 0.9 * pages for f in default["faults"]), default
-    # tuned: the first round maps the pages, later rounds reuse them
-    assert tuned["faults"][0] > 0.9 * pages, tuned
-    assert max(tuned["faults"][1:]) < 0.02 * pages, tuned
+    # glibc's defaults: a fresh mapping each time; tuned: later rounds reuse the pages
+    _mapped_afresh_vs_reused(default, tuned)
 
 
 @glibc_only
@@ -127,10 +131,8 @@ def test_arena_max_one_lets_worker_threads_reuse_blocks_above_64_mib():
     # every time even with the thresholds raised; with one arena it comes from the main heap
     own_arena = _run(_THREAD_REUSE, TEST_MB="96")
     one_arena = _run(_THREAD_REUSE, TEST_MB="96", TEST_ARENA_MAX="1")
-    pages = one_arena["pages"]
     assert own_arena["tuned"] and one_arena["tuned"]
-    assert all(f > 0.9 * pages for f in own_arena["faults"]), own_arena
-    assert max(one_arena["faults"][1:]) < 0.02 * pages, one_arena
+    _mapped_afresh_vs_reused(own_arena, one_arena)
 
 
 @glibc_only
@@ -140,11 +142,8 @@ def test_top_pad_keeps_a_thread_arenas_second_heap():
     # in such a heap in 4 of 6 processes and faulted 14,500 pages in every step
     without = _run(_SECOND_HEAP, TEST_TOP_PAD="none")
     with_pad = _run(_SECOND_HEAP)
-    pages = with_pad["pages"]
     assert without["tuned"] and with_pad["tuned"]
-    assert all(f > 0.9 * pages for f in without["faults"]), without
-    assert with_pad["faults"][0] > 0.9 * pages, with_pad
-    assert max(with_pad["faults"][1:]) < 0.02 * pages, with_pad
+    _mapped_afresh_vs_reused(without, with_pad)
 
 
 @glibc_only
