@@ -21,7 +21,8 @@ as it is entirely free, whatever the trim threshold, unless ``M_TOP_PAD`` covers
 XLA's per-run temporary buffer (57 MiB for the ERM step with batch slices) landed there in 4 of
 6 processes, which then paid 14,535 faults (80 ms against 60-68 ms) in *every* step. So
 ``mallopt(M_TOP_PAD, 64 MiB)`` too (``TOP_PAD``; the heap is reserved anyway, and only touched
-pages are resident): in 6 processes no step faulted after the first few, medians 59.6-68.7 ms.
+pages are resident): in 6 processes at most one step
+of 15 faulted, medians 59.6-68.7 ms.
 A block above 64 MiB allocated by a worker thread is still mapped afresh each time: at batch
 256 the same step's temporary buffer (~113 MB) faulted 28,900 pages in every step (167-178 ms
 in 3 processes, against 134-155 ms with ``arena_max=1``, below).

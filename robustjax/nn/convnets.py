@@ -61,7 +61,7 @@ class ZooModel(nn.Module):
     pool_ties: str = "split"
     #: differentiated passes (``jax.grad``, ``jax.jvp``, ...) over a batch run as this many
     #: independent slices: ``"auto"`` (2-8 slices of ~64 examples on a single-device CPU when
-    #: nothing is mutated; measured 9-18% faster training steps) or an integer (1: off). Values
+    #: nothing is mutated; measured 9-21% faster training steps) or an integer (1: off). Values
     #: are the same; see ``robustjax.nn.batch_chains``.
     batch_chains: int | str = "auto"
 
