@@ -68,6 +68,37 @@ def test_finite_difference_converges_to_exact():
         np.testing.assert_allclose(g, jax.grad(lambda z: loss_fn(z).sum())(x), rtol=1e-12)
 
 
+def test_finite_difference_with_a_given_gradient_uses_it_and_stays_differentiable():
+    # grad= skips the gradient at x: the same products when it is the true gradient, the
+    # products of (∇ℓ(x + h v̂) − grad) otherwise, and the parameter gradient of a function of
+    # the products flows through grad as through the computed one (float64).
+    with jax.enable_x64(True):
+        x = jax.random.normal(jax.random.PRNGKey(0), (4, 6), jnp.float64)
+        v = jax.random.normal(jax.random.PRNGKey(1), (4, 6), jnp.float64)
+        w = jnp.asarray(np.random.default_rng(2).normal(size=(6, 3)), jnp.float64)
+        y = jnp.array([0, 2, 1, 1])
+
+        def loss_of(wv):
+            return lambda z: -jnp.take_along_axis(jax.nn.log_softmax(jnp.tanh(z @ wv)), y[:, None], 1)[:, 0]
+
+        def objective(wv, given):
+            loss_fn = loss_of(wv)
+            g0 = jax.grad(lambda z: loss_fn(z).sum())(x) if given else None
+            return jnp.sum(input_hvp_finite_difference(loss_fn, x, v, h=1e-2, grad=g0) ** 2)
+
+        np.testing.assert_allclose(objective(w, True), objective(w, False), rtol=1e-12)
+        np.testing.assert_allclose(jax.grad(objective)(w, True), jax.grad(objective)(w, False),
+                                   rtol=1e-10, atol=1e-14)
+        loss_fn = loss_of(w)
+        shifted = input_hvp_finite_difference(loss_fn, x, v, h=1e-2, grad=jnp.zeros_like(x))
+        step = 1e-2 * v / jnp.linalg.norm(v, axis=1, keepdims=True)
+        g1 = jax.grad(lambda z: loss_fn(z).sum())(x + step)
+        np.testing.assert_allclose(shifted, g1 * jnp.linalg.norm(v, axis=1, keepdims=True) / 1e-2,
+                                   rtol=1e-10)
+        with pytest.raises(ValueError, match="grad"):
+            input_hvp_finite_difference(loss_fn, x, v, h=1e-2, grad=jnp.zeros((4, 5)))
+
+
 def test_finite_difference_zero_direction_and_scaling():
     loss_fn = _model()
     x = jax.random.normal(jax.random.PRNGKey(0), (4, 6))

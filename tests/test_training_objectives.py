@@ -319,3 +319,39 @@ def test_gn_and_sgr_general_path_with_train_dependent_model():
     ce = optax.softmax_cross_entropy_with_integer_labels(2.0 * model.apply(state.variables(), x), y).mean()
     pen = regularizers.gradient_norm_penalty(lambda z: model.apply(state.variables(), z), x, y)
     np.testing.assert_allclose(loss, ce + pen, rtol=1e-5)
+
+
+# --- issue 18: SOAR's cross-entropy and penalty share the forward pass at x' ---------------
+
+
+def test_soar_shared_pass_matches_the_separate_passes_in_float64(monkeypatch):
+    # The shared path (stateless model: CE and the penalty's ∇ₓℓ from one backward pass) against
+    # the general path (train-mode CE, penalty on its own passes), forced by declaring the model
+    # stateful; the App. C clip active, two microbatches (the whole batch is checked against a
+    # plain jax.grad reference above). Float64, so only summation order differs.
+    import sys
+
+    soar_module = sys.modules["robustjax.training.objectives.soar"]
+    with jax.enable_x64(True):
+        model = rj_nn.create("sgr_cnn", 3, width="mnist")
+        x = jax.random.uniform(jax.random.PRNGKey(1), (8, 16, 16, 1), jnp.float64)
+        y = jnp.arange(8) % 3
+        state, _ = _state(model, x, "soar")
+        state = state.replace(params=jax.tree_util.tree_map(lambda a: a.astype(jnp.float64), state.params))
+        assert single_mode_logits_fn(model, state.params, state.model_state, x) is not None
+        kw = dict(lam=0.5, eps=0.1, alpha=0.15, microbatches=2, reg_grad_clip=0.05)
+
+        def run():
+            objective = make_objective("soar", model, **kw)
+            fn = jax.jit(jax.value_and_grad(objective, has_aux=True))
+            return fn(state.params, state, (x, y), KEY)
+
+        (loss, aux), grads = run()
+        monkeypatch.setattr(soar_module, "single_mode_logits_fn", lambda *a: None)
+        (ref_loss, ref_aux), ref_grads = run()
+    np.testing.assert_allclose(loss, ref_loss, rtol=1e-10)
+    for k in ("ce_loss", "penalty", "accuracy", "loss"):
+        np.testing.assert_allclose(aux["metrics"][k], ref_aux["metrics"][k], rtol=1e-10)
+    for a, b in zip(jax.tree_util.tree_leaves(grads), jax.tree_util.tree_leaves(ref_grads)):
+        np.testing.assert_allclose(a, b, rtol=1e-8, atol=1e-12)
+    assert float(aux["metrics"]["penalty"]) > 0

@@ -57,6 +57,7 @@ def input_hvp_finite_difference(
     *,
     h,
     return_grad: bool = False,
+    grad: jax.Array | None = None,
 ):
     """Finite-difference Hessian-vector product (SOAR, Ma et al., eq. 9).
 
@@ -65,6 +66,10 @@ def input_hvp_finite_difference(
     vector ``[B]`` (SOAR draws ``h ~ U(0, α)``), > 0. A zero ``v_i`` gives a zero row.
     Two backward passes (``loss_fn`` may close over per-example labels, so the two points
     are not stacked into one batch).
+
+    ``grad``: ``∇ℓ(x)`` ``[B, ...]`` when the caller already has it (e.g. from the backward pass
+    that also gave the loss's parameter gradient); it is used as given (and stays
+    differentiable in whatever it depends on), so only ``∇ℓ(x + h v̂)`` is computed.
 
     Returns the products ``[B, ...]``, or ``(products, ∇ℓ(x))`` when ``return_grad``.
     """
@@ -78,7 +83,12 @@ def input_hvp_finite_difference(
     if h.ndim not in (0, 1) or (h.ndim == 1 and h.shape[0] != x.shape[0]):
         raise ValueError(f"h must be a scalar or a vector [B={x.shape[0]}]; got shape {h.shape}")
     hb = jnp.reshape(h, h.shape + (1,) * (x.ndim - h.ndim)) if h.ndim else h
-    g0 = input_grad(loss_fn, x)
+    if grad is None:
+        g0 = input_grad(loss_fn, x)
+    else:
+        if tuple(grad.shape) != tuple(x.shape):
+            raise ValueError(f"grad must have the shape of x {x.shape}; got {tuple(grad.shape)}")
+        g0 = grad.astype(x.dtype)
     g1 = input_grad(loss_fn, x + hb * v_hat)
     scale = norm / jnp.broadcast_to(h, norm.shape)
     hv = (g1 - g0) * jnp.reshape(scale, scale.shape + (1,) * (x.ndim - 1))

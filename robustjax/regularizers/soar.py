@@ -97,6 +97,7 @@ def soar_penalty(
     norm_clip: float | None = 10.0,
     z: jax.Array | None = None,
     h: jax.Array | None = None,
+    grad: jax.Array | None = None,
     reduction: str = "mean",
 ) -> jax.Array:
     """SOAR regularizer ``R(x; z, h) = (dε²+1)/2 · min(‖H z‖₂, norm_clip)`` (Ma et al., eq. 11).
@@ -115,6 +116,10 @@ def soar_penalty(
         ``∇²ℓ(x) z_d``, no ``h``).
       norm_clip: clip ``‖H z‖₂`` to ``[0, norm_clip]`` per example (App. C: 10); ``None``: off.
       z: optional ``[B, d+1]`` directions (for reproducibility/tests). h: optional ``[B]`` steps.
+      grad: optional ``∇ₓℓ(x)`` ``[B, ...]`` (per-example cross-entropy gradients) when the
+        caller has it already, e.g. from the backward pass that gives the cross-entropy's
+        parameter gradient at the same ``x`` (the SOAR objective); used as given, and the
+        penalty stays differentiable through it. Then only ``∇ℓ(x + h z̃_d)`` is computed.
       reduction: ``"mean"`` (default), ``"sum"`` or ``"none"`` (``[B]``).
 
     The whole expression is differentiable in the model parameters (double backprop through
@@ -148,16 +153,18 @@ def soar_penalty(
             raise ValueError(f"h must be a scalar or a vector [B={b}]; got shape {h.shape}")
     if hvp != "fd":
         h = None
+    if grad is not None and tuple(jnp.shape(grad)) != tuple(x.shape):
+        raise ValueError(f"grad must have the shape of x {tuple(x.shape)}; got {tuple(jnp.shape(grad))}")
     static = dict(
         logits_fn=logits_fn, eps=_static_float(eps),
         alpha=None if alpha is None or hvp != "fd" else _static_float(alpha),
         norm=p, hvp=hvp, norm_clip=None if norm_clip is None else _static_float(norm_clip),
         reduction=reduction,
     )
-    return run(_soar_body, (x, y, key, z, h), static, jit_opaque=False)
+    return run(_soar_body, (x, y, key, z, h, grad), static, jit_opaque=False)
 
 
-def _soar_body(x, y, key, z, h, *, logits_fn, eps, alpha, norm, hvp, norm_clip, reduction):
+def _soar_body(x, y, key, z, h, grad, *, logits_fn, eps, alpha, norm, hvp, norm_clip, reduction):
     b = x.shape[0]
     d = math.prod(x.shape[1:])
     if key is not None:
@@ -173,9 +180,9 @@ def _soar_body(x, y, key, z, h, *, logits_fn, eps, alpha, norm, hvp, norm_clip, 
 
     if hvp == "fd":
         h = jax.lax.stop_gradient(jnp.asarray(h, x.dtype))
-        hz, g = input_hvp_finite_difference(loss_fn, x, z_d, h=h, return_grad=True)
+        hz, g = input_hvp_finite_difference(loss_fn, x, z_d, h=h, return_grad=True, grad=grad)
     else:
-        g = input_grad(loss_fn, x)
+        g = input_grad(loss_fn, x) if grad is None else grad.astype(x.dtype)
         hz = input_hvp(loss_fn, x, z_d)
     top = hz + z_1.reshape((b,) + (1,) * (x.ndim - 1)) * g
     last = jnp.sum((g * z_d).reshape(b, -1), axis=1) + z_1
