@@ -328,13 +328,23 @@ def test_soar_shared_pass_matches_the_separate_passes_in_float64(monkeypatch):
     # The shared path (stateless model: CE and the penalty's ∇ₓℓ from one backward pass) against
     # the general path (train-mode CE, penalty on its own passes), forced by declaring the model
     # stateful; the App. C clip active, two microbatches (the whole batch is checked against a
-    # plain jax.grad reference above). Float64, so only summation order differs.
+    # plain jax.grad reference above). A small CNN of the zoo's convolution and max-pool, so the
+    # double backprop runs through their custom derivatives. Float64: only summation order differs.
     import sys
+
+    import flax.linen as nn
+
+    class SmallCNN(nn.Module):
+        @nn.compact
+        def __call__(self, x, train=False):
+            x = nn.relu(rj_nn.Conv(4, (3, 3), padding="VALID")(x))
+            x = rj_nn.max_pool(x, (2, 2), (2, 2))
+            return nn.Dense(3)(nn.relu(nn.Dense(8)(x.reshape(x.shape[0], -1))))
 
     soar_module = sys.modules["robustjax.training.objectives.soar"]
     with jax.enable_x64(True):
-        model = rj_nn.create("sgr_cnn", 3, width="mnist")
-        x = jax.random.uniform(jax.random.PRNGKey(1), (8, 16, 16, 1), jnp.float64)
+        model = SmallCNN()
+        x = jax.random.uniform(jax.random.PRNGKey(1), (8, 8, 8, 1), jnp.float64)
         y = jnp.arange(8) % 3
         state, _ = _state(model, x, "soar")
         state = state.replace(params=jax.tree_util.tree_map(lambda a: a.astype(jnp.float64), state.params))
