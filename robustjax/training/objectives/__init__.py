@@ -36,7 +36,7 @@ from robustjax.training.objectives.base import (
     train_mode_logits,
 )
 from robustjax.training.objectives.gradient import SGR_SOURCES, _sgr_state, gn, sgr
-from robustjax.training.objectives.soar import soar, soar_penalty_and_grad
+from robustjax.training.objectives.soar import soar, soar_loss_penalty_and_grads, soar_penalty_and_grad
 from robustjax.training.objectives.spectral import (
     SNR_STARTS,
     _global_snr_state,
@@ -49,7 +49,7 @@ __all__ = [
     "ATTACKS", "OBJECTIVES", "Objective", "SGR_SOURCES", "SNR_STARTS", "adversarial",
     "classification_metrics", "erm", "gn", "global_snr", "inference_logits_fn", "init_method_state",
     "logits_and_input_gradient", "make_objective", "sgr", "single_mode_logits_fn", "snr", "soar",
-    "soar_penalty_and_grad", "train_mode_logits",
+    "soar_loss_penalty_and_grads", "soar_penalty_and_grad", "train_mode_logits",
 ]
 
 

@@ -81,7 +81,7 @@ def soar_loss_penalty_and_grads(
     and input gives ``∇ce`` and ``∇ₓℓ(x_eval)``, which is the penalty's ``g`` (its finite
     difference then needs only ``∇ℓ(x_eval + h z̃)``); the double backprop reuses that forward
     pass. Same values as the cross-entropy's and :func:`soar_penalty_and_grad`'s gradients
-    computed apart (tested), one forward and one reverse sweep fewer. Microbatched like
+    computed apart (tested), with one forward and one input-gradient pass fewer. Microbatched like
     :func:`soar_penalty_and_grad`."""
 
     def one(p, xb, yb, zb, hb):
