@@ -190,3 +190,40 @@ def test_bad_arguments_name_themselves(kwargs, name):
 @glibc_only
 def test_import_tunes_this_process():
     assert host_memory.is_tuned()
+
+
+# --- the fit loop's hint when every step maps fresh memory (issue 18) ----------------------
+
+
+def test_minor_page_faults_count_freshly_touched_memory():
+    import mmap
+
+    if host_memory.minor_page_faults() is None:
+        pytest.skip("no resource module")
+    region = mmap.mmap(-1, 64 << 20)  # a fresh anonymous mapping: every page faults once
+    before = host_memory.minor_page_faults()
+    for offset in range(0, len(region), mmap.PAGESIZE):
+        region[offset] = 1
+    after = host_memory.minor_page_faults()
+    region.close()
+    pages = (64 << 20) // mmap.PAGESIZE
+    assert 0.9 * pages <= after - before <= 2 * pages, (after - before, pages)
+
+
+def test_fault_hint_only_when_every_step_faults_and_one_arena_could_help(monkeypatch):
+    import mmap
+
+    monkeypatch.delenv("MALLOC_ARENA_MAX", raising=False)
+    monkeypatch.setitem(host_memory._state, "arena_max", None)
+    t = host_memory.FAULT_HINT_PAGES
+    hint = host_memory.fault_hint([t, 3 * t, 2 * t])
+    assert hint is not None and "MALLOC_ARENA_MAX=1" in hint and "arena_max=1" in hint
+    assert f"{2 * t * mmap.PAGESIZE / 1e6:.0f} MB" in hint  # the median step, in MB
+    assert host_memory.fault_hint([t, t - 1, t]) is None  # one step without: no pattern
+    assert host_memory.fault_hint([5 * t]) is None  # one step is no pattern
+    assert host_memory.fault_hint([]) is None
+    monkeypatch.setenv("MALLOC_ARENA_MAX", "1")  # already one arena: the advice cannot help
+    assert host_memory.fault_hint([t, t, t]) is None
+    monkeypatch.delenv("MALLOC_ARENA_MAX")
+    monkeypatch.setitem(host_memory._state, "arena_max", 1)
+    assert host_memory.fault_hint([t, t, t]) is None

@@ -96,3 +96,29 @@ def test_training_examples_limit_and_random_labels():
     run = build_run(config)
     assert len(run.train_data) == 256 and len(run.test_data) == 1000
     np.testing.assert_array_equal(run.train_data.labels, training_examples(full, limit=256, random_labels=True).labels)
+
+
+def test_fit_warns_when_every_step_maps_fresh_memory(tmp_path, monkeypatch):
+    # issue 18: fit counts the page faults of the steps after the first and passes them to
+    # core.host_memory.fault_hint. A fake counter that grows by 40,000 pages per reading makes
+    # every watched step fault 40,000 pages; one growing by 10 makes none.
+    import itertools
+    import warnings
+
+    from robustjax.core import host_memory
+    from robustjax.training import loop
+
+    monkeypatch.delenv("MALLOC_ARENA_MAX", raising=False)
+    monkeypatch.setitem(host_memory._state, "arena_max", None)
+    config = _config(model="mlp", model_kwargs={}, epochs=1, batch_size=64, train_limit=320)
+    counter = itertools.count(0, 40_000)
+    monkeypatch.setattr(loop.host_memory, "minor_page_faults", lambda: next(counter))
+    with pytest.warns(RuntimeWarning, match="MALLOC_ARENA_MAX=1") as record:
+        fit(config, tmp_path / "faulting", progress=False)
+    hints = [str(w.message) for w in record if "fresh memory" in str(w.message)]
+    assert len(hints) == 1 and "40000, 40000, 40000" in hints[0]  # once per run, steps 2-4
+    quiet = itertools.count(0, 10)
+    monkeypatch.setattr(loop.host_memory, "minor_page_faults", lambda: next(quiet))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        fit(config, tmp_path / "quiet", progress=False)

@@ -168,7 +168,7 @@ def test_soar_gradient_is_the_full_batch_gradient_with_the_papers_clip(microbatc
     # objective computes it in microbatches inside a custom_vjp. Reference: plain jax.grad of
     # the whole batch, clipped by hand. Once with the clip inactive, once active.
     model, state, x, y, kw, g_ce, g_r = soar_reference
-    unclipped_norm = float(optax.global_norm(g_r))
+    unclipped_norm = float(optax.tree.norm(g_r))
     for reg_grad_clip in (1e9, 0.5 * unclipped_norm):
         scale = min(1.0, reg_grad_clip / unclipped_norm)
         ref = jax.tree_util.tree_map(lambda a, b: a + scale * b, g_ce, g_r)

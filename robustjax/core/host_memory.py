@@ -56,11 +56,12 @@ elsewhere nothing changes and :func:`keep_freed_memory` returns ``False``.
 from __future__ import annotations
 
 import ctypes
+import mmap
 import os
 import platform
 
-__all__ = ["ENV", "ARENA_MAX", "MMAP_THRESHOLD", "TRIM_THRESHOLD", "TOP_PAD", "configure_from_env",
-           "keep_freed_memory", "is_tuned"]
+__all__ = ["ENV", "ARENA_MAX", "MMAP_THRESHOLD", "TRIM_THRESHOLD", "TOP_PAD", "FAULT_HINT_PAGES",
+           "configure_from_env", "keep_freed_memory", "is_tuned", "minor_page_faults", "fault_hint"]
 
 #: environment variable: ``0`` leaves glibc's defaults alone, ``1`` or unset applies the tuning
 ENV = "ROBUSTJAX_HOST_MALLOC"
@@ -77,7 +78,9 @@ _M_TRIM_THRESHOLD = -1  # glibc's <malloc.h> parameter numbers
 _M_TOP_PAD = -2
 _M_MMAP_THRESHOLD = -3
 _M_ARENA_MAX = -8
-_state = {"tuned": False}
+#: :func:`fault_hint` reports steps that each mapped at least this many fresh 4 KiB pages (32 MiB)
+FAULT_HINT_PAGES = 8192
+_state = {"tuned": False, "arena_max": None}
 
 
 def _glibc():
@@ -123,6 +126,8 @@ def keep_freed_memory(*, mmap_threshold: int = MMAP_THRESHOLD, trim_threshold: i
         ok = ok and bool(lib.mallopt(_M_TOP_PAD, top_pad))
     if arena_max is not None:
         ok = ok and bool(lib.mallopt(_M_ARENA_MAX, arena_max))
+        if ok:
+            _state["arena_max"] = arena_max
     _state["tuned"] = _state["tuned"] or ok
     return ok
 
@@ -142,3 +147,39 @@ def configure_from_env() -> bool:
     if value == "0":
         return is_tuned()
     return keep_freed_memory()
+
+
+def minor_page_faults() -> int | None:
+    """Minor page faults of this process so far, all threads (``getrusage``); ``None`` where
+    Python has no ``resource`` module (Windows)."""
+    try:
+        import resource
+    except ImportError:
+        return None
+    return int(resource.getrusage(resource.RUSAGE_SELF).ru_minflt)
+
+
+def fault_hint(faults_per_step, *, threshold: int = FAULT_HINT_PAGES) -> str | None:
+    """Advice for a training loop whose every step maps fresh memory, else ``None``.
+
+    ``faults_per_step``: the minor page faults (:func:`minor_page_faults` differences) of two or
+    more consecutive steps after the compiling one. When each is >= ``threshold`` pages, the
+    process most likely maps and unmaps a block above the 64 MiB a glibc thread heap holds in
+    every step: XLA:CPU's temporary buffer of a program that needs more (the SGR CNN's ERM step at
+    batch >= 256, SOAR with one or two microbatches; see the module docstring). One arena for
+    all threads keeps it. ``None`` with fewer than two counts, any count below ``threshold``, or
+    when the process already runs with one arena (``MALLOC_ARENA_MAX=1`` or
+    ``keep_freed_memory(arena_max=1)``), where the hint cannot help.
+    """
+    counts = [int(c) for c in faults_per_step]
+    if len(counts) < 2 or min(counts) < threshold:
+        return None
+    if _state["arena_max"] == 1 or os.environ.get("MALLOC_ARENA_MAX", "").strip() == "1":
+        return None
+    mb = sorted(counts)[len(counts) // 2] * mmap.PAGESIZE / 1e6
+    return (f"each of {len(counts)} training steps mapped about {mb:.0f} MB of fresh memory "
+            f"(minor page faults per step: {', '.join(map(str, counts))}). The likely cause is an "
+            "XLA temporary buffer larger than the 64 MiB a glibc thread heap holds, mapped and "
+            "unmapped again in every step. Start the process with MALLOC_ARENA_MAX=1, or call "
+            "robustjax.core.host_memory.keep_freed_memory(arena_max=1) right after `import "
+            "robustjax`, to keep it (see robustjax.core.host_memory; README, Performance).")

@@ -11,6 +11,10 @@ and draws the same batches; each transfers only its rows of a global batch to it
 process 0 writes ``metrics.jsonl`` and ``config.json``, prints and shows progress; checkpoints are
 saved and restored by all processes together (orbax coordinates them; the state is replicated
 and saved as host arrays, so a checkpoint restores on any number of processes and devices).
+
+A hint (issue 18): ``fit`` counts the minor page faults of the three steps after the first and,
+when each of them mapped fresh memory (>= 32 MiB: ``core.host_memory.fault_hint``), warns once
+with a ``RuntimeWarning`` that names the glibc setting that keeps the memory mapped.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ import json
 import math
 import os
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +34,7 @@ from tqdm.auto import tqdm
 
 from robustjax import data as rj_data
 from robustjax import nn as rj_nn
-from robustjax.core import sharding
+from robustjax.core import host_memory, sharding
 from robustjax import units
 from robustjax.training import checkpoints
 from robustjax.training.objectives import init_method_state, make_objective
@@ -194,6 +199,19 @@ def _truncate_metrics(path: Path, last_epoch: int) -> None:
     path.write_text("".join(line + "\n" for line in keep))
 
 
+#: ``fit`` counts the page faults of this many steps after the first and warns when each of them
+#: maps fresh memory (``robustjax.core.host_memory.fault_hint``)
+FAULT_WATCH_STEPS = 3
+
+
+def _watch_faults(step_faults: list[int], faults: int, primary: bool) -> None:
+    step_faults.append(faults)
+    if len(step_faults) == FAULT_WATCH_STEPS and primary:
+        hint = host_memory.fault_hint(step_faults)
+        if hint:
+            warnings.warn(hint, RuntimeWarning, stacklevel=3)
+
+
 def fit(config, workdir: str | os.PathLike, *, resume: bool = False, progress: bool | None = None,
         mesh=None):
     """Train the run described by ``config``, writing metrics and checkpoints into ``workdir``.
@@ -253,6 +271,7 @@ def fit(config, workdir: str | os.PathLike, *, resume: bool = False, progress: b
     state = sharding.replicate(state, mesh)
     placement = batch_sharding(mesh)
     history = [json.loads(line) for line in metrics_path.read_text().splitlines()] if metrics_path.exists() else []
+    step_faults: list[int] = []  # page faults of the first steps after compilation (issue 18)
     for epoch in range(start_epoch + 1, config.epochs + 1):
         start = time.perf_counter()
         sums: dict[str, float] = {}
@@ -264,8 +283,12 @@ def fit(config, workdir: str | os.PathLike, *, resume: bool = False, progress: b
             leave=False,
         )
         for i, batch in enumerate(bar, start=1):
+            watch = i > 1 and len(step_faults) < FAULT_WATCH_STEPS
+            faults = host_memory.minor_page_faults() if watch else None
             state, metrics = step_fn(state, sharding.shard_batch(batch, placement))
             metrics = sharding.to_host(metrics)
+            if faults is not None:
+                _watch_faults(step_faults, host_memory.minor_page_faults() - faults, primary)
             for k, v in metrics.items():
                 sums[k] = sums.get(k, 0.0) + float(v)
             bar.set_postfix(loss=f"{sums['loss'] / i:.4f}", acc=f"{sums['accuracy'] / i:.3f}")

@@ -183,7 +183,7 @@ def soar(
     max_norm = reg_grad_clip / max(lam, 1e-12)  # ‖λ ∇R‖ ≤ reg_grad_clip
 
     def clipped(g):
-        scale = jnp.minimum(1.0, max_norm / jnp.maximum(optax.global_norm(g), 1e-12))
+        scale = jnp.minimum(1.0, max_norm / jnp.maximum(optax.tree.norm(g), 1e-12))
         return jax.tree_util.tree_map(lambda t: t * scale, g)
 
     @partial(jax.custom_vjp, nondiff_argnums=(6,))
