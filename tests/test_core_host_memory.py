@@ -215,7 +215,9 @@ def test_fault_hint_only_when_every_step_faults_and_one_arena_could_help(monkeyp
 
     monkeypatch.delenv("MALLOC_ARENA_MAX", raising=False)
     monkeypatch.setitem(host_memory._state, "arena_max", None)
-    t = host_memory.FAULT_HINT_PAGES
+    monkeypatch.setitem(host_memory._state, "tuned", True)
+    monkeypatch.setattr(host_memory, "_glibc", lambda: object())  # as on glibc, on any platform
+    t = host_memory.FAULT_HINT_BYTES // mmap.PAGESIZE
     hint = host_memory.fault_hint([t, 3 * t, 2 * t])
     assert hint is not None and "MALLOC_ARENA_MAX=1" in hint and "arena_max=1" in hint
     assert f"{2 * t * mmap.PAGESIZE / 1e6:.0f} MB" in hint  # the median step, in MB
@@ -226,4 +228,11 @@ def test_fault_hint_only_when_every_step_faults_and_one_arena_could_help(monkeyp
     assert host_memory.fault_hint([t, t, t]) is None
     monkeypatch.delenv("MALLOC_ARENA_MAX")
     monkeypatch.setitem(host_memory._state, "arena_max", 1)
+    assert host_memory.fault_hint([t, t, t]) is None
+    monkeypatch.setitem(host_memory._state, "arena_max", None)
+    assert host_memory.fault_hint([t, t, t]) is not None
+    monkeypatch.setitem(host_memory._state, "tuned", False)  # opted out: one arena alone won't do
+    assert host_memory.fault_hint([t, t, t]) is None
+    monkeypatch.setitem(host_memory._state, "tuned", True)
+    monkeypatch.setattr(host_memory, "_glibc", lambda: None)  # not glibc: advice does not apply
     assert host_memory.fault_hint([t, t, t]) is None

@@ -97,6 +97,13 @@ def test_finite_difference_with_a_given_gradient_uses_it_and_stays_differentiabl
                                    rtol=1e-10)
         with pytest.raises(ValueError, match="grad"):
             input_hvp_finite_difference(loss_fn, x, v, h=1e-2, grad=jnp.zeros((4, 5)))
+        # rows stay independent: a non-finite gradient row (the two gradients are ordered by a
+        # zero data dependency) leaves the other rows' products unchanged
+        bad = jnp.asarray(jax.grad(lambda z: loss_fn(z).sum())(x)).at[0].set(jnp.inf)
+        rows = input_hvp_finite_difference(loss_fn, x, v, h=1e-2, grad=bad)
+        ref = input_hvp_finite_difference(loss_fn, x, v, h=1e-2)
+        assert not np.all(np.isfinite(rows[0]))
+        np.testing.assert_allclose(rows[1:], ref[1:], rtol=1e-12)
 
 
 def test_finite_difference_zero_direction_and_scaling():

@@ -110,6 +110,8 @@ def test_fit_warns_when_every_step_maps_fresh_memory(tmp_path, monkeypatch):
 
     monkeypatch.delenv("MALLOC_ARENA_MAX", raising=False)
     monkeypatch.setitem(host_memory._state, "arena_max", None)
+    monkeypatch.setitem(host_memory._state, "tuned", True)
+    monkeypatch.setattr(host_memory, "_glibc", lambda: object())
     config = _config(model="mlp", model_kwargs={}, epochs=1, batch_size=64, train_limit=320)
     counter = itertools.count(0, 40_000)
     monkeypatch.setattr(loop.host_memory, "minor_page_faults", lambda: next(counter))

@@ -60,7 +60,7 @@ import mmap
 import os
 import platform
 
-__all__ = ["ENV", "ARENA_MAX", "MMAP_THRESHOLD", "TRIM_THRESHOLD", "TOP_PAD", "FAULT_HINT_PAGES",
+__all__ = ["ENV", "ARENA_MAX", "MMAP_THRESHOLD", "TRIM_THRESHOLD", "TOP_PAD", "FAULT_HINT_BYTES",
            "configure_from_env", "keep_freed_memory", "is_tuned", "minor_page_faults", "fault_hint"]
 
 #: environment variable: ``0`` leaves glibc's defaults alone, ``1`` or unset applies the tuning
@@ -78,8 +78,8 @@ _M_TRIM_THRESHOLD = -1  # glibc's <malloc.h> parameter numbers
 _M_TOP_PAD = -2
 _M_MMAP_THRESHOLD = -3
 _M_ARENA_MAX = -8
-#: :func:`fault_hint` reports steps that each mapped at least this many fresh 4 KiB pages (32 MiB)
-FAULT_HINT_PAGES = 8192
+#: :func:`fault_hint` reports steps that each faulted in at least this much fresh memory
+FAULT_HINT_BYTES = 32 << 20
 _state = {"tuned": False, "arena_max": None}
 
 
@@ -159,20 +159,23 @@ def minor_page_faults() -> int | None:
     return int(resource.getrusage(resource.RUSAGE_SELF).ru_minflt)
 
 
-def fault_hint(faults_per_step, *, threshold: int = FAULT_HINT_PAGES) -> str | None:
+def fault_hint(faults_per_step, *, threshold_bytes: int = FAULT_HINT_BYTES) -> str | None:
     """Advice for a training loop whose every step maps fresh memory, else ``None``.
 
     ``faults_per_step``: the minor page faults (:func:`minor_page_faults` differences) of two or
-    more consecutive steps after the compiling one. When each is >= ``threshold`` pages, the
-    process most likely maps and unmaps a block above the 64 MiB a glibc thread heap holds in
-    every step: XLA:CPU's temporary buffer of a program that needs more (the SGR CNN's ERM step at
-    batch >= 256, SOAR with one or two microbatches; see the module docstring). One arena for
-    all threads keeps it. ``None`` with fewer than two counts, any count below ``threshold``, or
-    when the process already runs with one arena (``MALLOC_ARENA_MAX=1`` or
-    ``keep_freed_memory(arena_max=1)``), where the hint cannot help.
+    more consecutive steps after the compiling one. When each is at least ``threshold_bytes``
+    of pages, the process most likely maps and unmaps a block above the 64 MiB a glibc thread
+    heap holds in every step: XLA:CPU's temporary buffer of a program that needs more (the SGR
+    CNN's ERM step at batch >= 256, SOAR with one or two microbatches; see the module
+    docstring). One arena for all threads keeps it. ``None`` with fewer than two counts, any
+    count below the threshold, off glibc or without this module's settings (opted out with
+    ``ROBUSTJAX_HOST_MALLOC=0``: then every large block faults, and one arena alone does not
+    help), or when the process already runs with one arena (``MALLOC_ARENA_MAX=1`` or
+    ``keep_freed_memory(arena_max=1)``).
     """
     counts = [int(c) for c in faults_per_step]
-    if len(counts) < 2 or min(counts) < threshold:
+    pages = max(1, threshold_bytes // mmap.PAGESIZE)
+    if len(counts) < 2 or min(counts) < pages or _glibc() is None or not is_tuned():
         return None
     if _state["arena_max"] == 1 or os.environ.get("MALLOC_ARENA_MAX", "").strip() == "1":
         return None

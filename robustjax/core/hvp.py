@@ -92,10 +92,14 @@ def input_hvp_finite_difference(
         if tuple(grad.shape) != tuple(x.shape):
             raise ValueError(f"grad must have the shape of x {x.shape}; got {tuple(grad.shape)}")
         g0 = grad.astype(x.dtype)
-    # x + h v̂ is made to depend on g0 (by a zero): XLA then runs the two gradients one after
-    # the other, and they share one set of temporaries instead of holding two (issue 18)
-    after_g0 = jax.lax.stop_gradient(jnp.zeros((), x.dtype) * jnp.sum(g0[:1]))
-    g1 = input_grad(loss_fn, x + hb * v_hat + after_g0)
+    # each example's x + h v̂ is made to depend on its own g0 (by a zero): XLA then runs the two
+    # gradients one after the other, and they share one set of temporaries instead of holding
+    # two (issue 18); a non-finite g0 row stays in its own row
+    x1 = x + hb * v_hat
+    if x.size:
+        first = g0.reshape(g0.shape[0], -1)[:, :1].reshape((g0.shape[0],) + (1,) * (x.ndim - 1))
+        x1 = x1 + jax.lax.stop_gradient(jnp.zeros((), x.dtype) * first)
+    g1 = input_grad(loss_fn, x1)
     scale = norm / jnp.broadcast_to(h, norm.shape)
     hv = (g1 - g0) * jnp.reshape(scale, scale.shape + (1,) * (x.ndim - 1))
     return (hv, g0) if return_grad else hv

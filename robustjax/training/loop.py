@@ -12,9 +12,10 @@ process 0 writes ``metrics.jsonl`` and ``config.json``, prints and shows progres
 saved and restored by all processes together (orbax coordinates them; the state is replicated
 and saved as host arrays, so a checkpoint restores on any number of processes and devices).
 
-A hint (issue 18): ``fit`` counts the minor page faults of the three steps after the first and,
-when each of them mapped fresh memory (>= 32 MiB: ``core.host_memory.fault_hint``), warns once
-with a ``RuntimeWarning`` that names the glibc setting that keeps the memory mapped.
+A hint (issue 18): ``fit`` counts the minor page faults of the three steps after the first
+(counting resumes in the next epoch when one has fewer steps) and, when each of them mapped
+fresh memory (>= 32 MiB: ``core.host_memory.fault_hint``), warns once with a
+``RuntimeWarning`` that names the glibc setting that keeps the memory mapped.
 """
 
 from __future__ import annotations
@@ -283,9 +284,10 @@ def fit(config, workdir: str | os.PathLike, *, resume: bool = False, progress: b
             leave=False,
         )
         for i, batch in enumerate(bar, start=1):
+            batch = sharding.shard_batch(batch, placement)
             watch = i > 1 and len(step_faults) < FAULT_WATCH_STEPS
             faults = host_memory.minor_page_faults() if watch else None
-            state, metrics = step_fn(state, sharding.shard_batch(batch, placement))
+            state, metrics = step_fn(state, batch)
             metrics = sharding.to_host(metrics)
             if faults is not None:
                 _watch_faults(step_faults, host_memory.minor_page_faults() - faults, primary)

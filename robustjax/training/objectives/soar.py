@@ -218,8 +218,8 @@ def soar(
         del m
         g_ce, g_pen = grads
         ct_ce, ct_pen, _ = ct  # the logits are returned for the metrics only (stop_gradient)
-        return (jax.tree_util.tree_map(lambda a, b: ct_ce * a + ct_pen * b, g_ce, g_pen),
-                None, None, None, None)
+        return (jax.tree_util.tree_map(lambda a, b: (ct_ce * a + ct_pen * b).astype(a.dtype),
+                                       g_ce, g_pen), None, None, None, None)
 
     shared_terms.defvjp(shared_fwd, shared_bwd)
 
